@@ -1,0 +1,76 @@
+"""Sending one IMDS request through an async azure-core transport (the async half)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .._core.steps import FailureKind, HttpAnswer, Send, TransportFailure
+from .._transport import (
+    BodyBuffer,
+    BodyTooSlow,
+    answer,
+    build_request,
+    failure_from_exception,
+    send_kwargs,
+)
+
+if TYPE_CHECKING:
+    from azure.core.pipeline.transport import AsyncHttpTransport
+
+
+def default_transport() -> AsyncHttpTransport[Any, Any]:
+    """aiohttp when installed, else azure-core's asyncio-requests transport; environment
+    proxies ignored either way (IMDS must be reached directly)."""
+    if importlib.util.find_spec("aiohttp") is not None:
+        from azure.core.pipeline.transport import AioHttpTransport
+
+        aiohttp_transport: AsyncHttpTransport[Any, Any] = AioHttpTransport(use_env_settings=False)
+        return aiohttp_transport
+    from azure.core.pipeline.transport import AsyncioRequestsTransport
+
+    requests_transport: AsyncHttpTransport[Any, Any] = AsyncioRequestsTransport(use_env_settings=False)
+    return requests_transport
+
+
+async def exchange(
+    transport: AsyncHttpTransport[Any, Any], step: Send, cap: int, monotonic: Callable[[], float]
+) -> HttpAnswer | TransportFailure:
+    """Send one request and read its (capped) answer; never raises for network trouble.
+
+    The whole exchange is also bounded here, since not every async transport bounds it.
+    """
+    budget = step.connect_timeout + step.read_timeout
+    try:
+        return await asyncio.wait_for(_exchange(transport, step, cap, monotonic, budget), budget + 0.25)
+    except asyncio.TimeoutError as exc:
+        return TransportFailure(FailureKind.READ_TIMEOUT, "no complete answer in time", exc)
+
+
+async def _exchange(
+    transport: AsyncHttpTransport[Any, Any],
+    step: Send,
+    cap: int,
+    monotonic: Callable[[], float],
+    budget: float,
+) -> HttpAnswer | TransportFailure:
+    from azure.core.exceptions import AzureError
+
+    buffer = BodyBuffer(cap, monotonic() + budget, monotonic)
+    try:
+        response = await transport.send(build_request(step), **send_kwargs(step))
+    except (AzureError, OSError) as exc:
+        return failure_from_exception(exc)
+    try:
+        async for chunk in response.iter_bytes():
+            if buffer.add(chunk):
+                break
+    except BodyTooSlow:
+        return TransportFailure(FailureKind.READ_TIMEOUT, "body too slow")
+    except (AzureError, OSError) as exc:
+        return failure_from_exception(exc)
+    finally:
+        await response.close()
+    return answer(response.status_code, response.headers.items(), buffer.body(), buffer.truncated)

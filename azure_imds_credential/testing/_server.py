@@ -1,0 +1,120 @@
+"""A threaded TCP server that can be torn down promptly and completely.
+
+``socketserver.ThreadingMixIn`` neither remembers its connections nor bounds its joins, so
+this server keeps both itself: ``stop`` must wake every handler (hung, sleeping or idle on
+keep-alive) and leave no thread behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import socket
+import socketserver
+import struct
+import threading
+import time
+from typing import Any
+
+logger = logging.getLogger("azure_imds_credential.testing")
+
+# How often the accept loop looks at the stop flag: the bound on stop()'s first step.
+_POLL_INTERVAL = 0.02
+
+
+class TrackingServer(socketserver.TCPServer):
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(
+        self,
+        address: tuple[str, int],
+        handler: type[socketserver.BaseRequestHandler],
+        emulator: Any,
+    ) -> None:
+        # ``emulator`` is typed loosely to keep this module free of an import cycle; the
+        # handler casts it back.
+        self.emulator = emulator
+        self.stopping = threading.Event()
+        self.timeout = _POLL_INTERVAL
+        self._lock = threading.Lock()
+        self._connections: set[socket.socket] = set()
+        self._aborting: set[socket.socket] = set()
+        self._threads: set[threading.Thread] = set()
+        self._numbers = itertools.count(1)
+        super().__init__(address, handler)
+
+    # -- accept loop -------------------------------------------------------------------
+    def serve_until_stopped(self) -> None:
+        # handle_request() returns after ``self.timeout`` when nobody connects, so the
+        # loop notices ``stopping`` quickly, unlike serve_forever()'s unbounded shutdown().
+        while not self.stopping.is_set():
+            self.handle_request()
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if self.stopping.is_set():
+            self.shutdown_request(request)
+            return
+        thread = threading.Thread(
+            target=self._serve_connection,
+            args=(request, client_address),
+            name=f"imds-emulator-conn-{next(self._numbers)}",
+            daemon=True,
+        )
+        with self._lock:
+            self._connections.add(request)
+            self._threads.add(thread)
+        thread.start()
+
+    def _serve_connection(self, request: socket.socket, client_address: Any) -> None:
+        try:
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
+        finally:
+            self.shutdown_request(request)
+            with self._lock:
+                self._connections.discard(request)
+                self._threads.discard(threading.current_thread())
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # The default prints a traceback to stderr; clients vanishing mid-answer is normal.
+        logger.debug("emulator: error serving %s", client_address, exc_info=True)
+
+    def handle_timeout(self) -> None:
+        """Nobody connected within the poll interval: nothing to do."""
+
+    # -- connection teardown ---------------------------------------------------------------
+    def abort(self, request: socket.socket) -> None:
+        """Make the coming close send a TCP reset instead of a FIN."""
+        request.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with self._lock:
+            self._aborting.add(request)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._lock:
+            aborting = request in self._aborting
+            self._aborting.discard(request)
+        if aborting:
+            # shutdown(SHUT_WR) would send a FIN first and spoil the reset.
+            self.close_request(request)
+        else:
+            super().shutdown_request(request)
+
+    def wake_connections(self) -> None:
+        """Unblock every handler reading from or writing to a client."""
+        with self._lock:
+            connections = list(self._connections)
+        for connection in connections:
+            # OSError: already closed by its handler.
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+
+    def join_handlers(self, deadline: float) -> list[threading.Thread]:
+        """Join handler threads until ``deadline`` (monotonic); return those still alive."""
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(timeout=max(0.0, deadline - time.monotonic()))
+        return [thread for thread in threads if thread.is_alive()]
