@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def imds_emulator(monkeypatch: pytest.MonkeyPatch) -> Iterator[ImdsEmulator]:
     """A running IMDS emulator on 127.0.0.1, with `AZURE_POD_IDENTITY_AUTHORITY_HOST` pointing
     at it for this test only. Script faults with `.push(...)`; read `.requests` afterwards."""
-    from azure_imds_credential.testing import ImdsEmulator  # noqa: PLC0415
+    from azure_imds_credential.testing import ImdsEmulator
 
     with ImdsEmulator() as emulator:
         monkeypatch.setenv("AZURE_POD_IDENTITY_AUTHORITY_HOST", emulator.endpoint)

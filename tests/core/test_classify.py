@@ -33,7 +33,12 @@ def err(code: str, description: str = "x") -> bytes:
         (200, {}, b'{"instance": {}}', Verdict.UNAVAILABLE),  # foreign JSON
         (400, IMDS, err("invalid_request", "Identity not found"), Verdict.UNAVAILABLE),
         (400, IMDS, err("bad_request_102", "Required metadata header not specified"), Verdict.UNAVAILABLE),
-        (403, {"content-type": "text/plain"}, b"connecting to 169.254.169.254:80: unreachable network", Verdict.UNAVAILABLE),
+        (
+            403,
+            {"content-type": "text/plain"},
+            b"connecting to 169.254.169.254:80: unreachable network",
+            Verdict.UNAVAILABLE,
+        ),
         (403, IMDS, err("forbidden"), Verdict.FAILED),  # IMDS itself said 403
         (404, IMDS, err("not_found"), Verdict.UPDATING),
         (410, IMDS, b"", Verdict.UPDATING),
@@ -56,7 +61,11 @@ def test_classify_answer_gives_verdict_when_status_is(
 
 def test_classify_answer_carries_imds_error_fields_when_json_error() -> None:
     got = classify_answer(HttpAnswer(400, IMDS, err("invalid_request", "Identity not found")), 0.0)
-    assert (got.status, got.error_code, got.error_description) == (400, "invalid_request", "Identity not found")
+    assert (got.status, got.error_code, got.error_description) == (
+        400,
+        "invalid_request",
+        "Identity not found",
+    )
     assert got.from_imds
 
 
@@ -94,7 +103,9 @@ def test_classify_answer_redacts_token_when_error_body_echoes_it() -> None:
         ({"retry-after": "Wed, 21 Oct 2026 07:28:05 GMT"}, None),  # no Date to measure against
     ],
 )
-def test_parse_retry_after_gives_seconds_when_header_is(headers: dict[str, str], seconds: float | None) -> None:
+def test_parse_retry_after_gives_seconds_when_header_is(
+    headers: dict[str, str], seconds: float | None
+) -> None:
     assert parse_retry_after(headers) == seconds
 
 

@@ -18,12 +18,17 @@ TOKEN = HttpAnswer(200, IMDS, json.dumps({"access_token": "t", "expires_in": "35
 
 
 def status(code: int, **headers: str) -> HttpAnswer:
-    return HttpAnswer(code, {**IMDS, **headers}, json.dumps({"error": "e", "error_description": "d"}).encode())
+    return HttpAnswer(
+        code, {**IMDS, **headers}, json.dumps({"error": "e", "error_description": "d"}).encode()
+    )
 
 
 def fail(kind: FailureKind) -> TransportFailure:
     return TransportFailure(kind, "scripted")
 
+
+DEFAULT_TIMEOUTS = Timeouts()
+DEFAULT_RETRY = RetryPolicy()
 
 # A script entry: the result for the next Send, and how long that Send took.
 Result = HttpAnswer | TransportFailure
@@ -45,8 +50,8 @@ def drive(
     answer: Script | Sequence[Result],
     *,
     seen: bool = False,
-    timeouts: Timeouts = Timeouts(),
-    retry: RetryPolicy = RetryPolicy(),
+    timeouts: Timeouts = DEFAULT_TIMEOUTS,
+    retry: RetryPolicy = DEFAULT_RETRY,
     took: float = 0.01,
 ) -> Run:
     """Run a flow to its end; a Send whose result is a READ_TIMEOUT takes its read_timeout."""

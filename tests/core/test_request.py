@@ -84,6 +84,8 @@ def test_token_url_has_only_version_and_resource_when_system_assigned() -> None:
         ({"resource": "https://x", "bypass_cache": "yes"}, TypeError),
     ],
 )
-def test_token_query_raises_when_parameters_invalid(kwargs: dict[str, object], error: type[Exception]) -> None:
+def test_token_query_raises_when_parameters_invalid(
+    kwargs: dict[str, object], error: type[Exception]
+) -> None:
     with pytest.raises(error):
         TokenQuery(**kwargs)  # type: ignore[arg-type]

@@ -35,7 +35,9 @@ def test_get_token_uses_cache_when_called_again(shell: Shell, emulator: ImdsEmul
     assert len(emulator.token_requests) == 1
 
 
-def test_get_token_requests_each_resource_once_when_resources_differ(shell: Shell, emulator: ImdsEmulator) -> None:
+def test_get_token_requests_each_resource_once_when_resources_differ(
+    shell: Shell, emulator: ImdsEmulator
+) -> None:
     cred = shell.credential(endpoint=emulator.endpoint)
     a = shell.call(cred.get_token, "https://a/.default")
     b = shell.call(cred.get_token, "https://b/.default")
@@ -159,7 +161,9 @@ def test_get_token_sends_one_request_when_cold_herd(shell: Shell, emulator: Imds
 
 def test_get_token_herd_shares_the_error_when_imds_unavailable(shell: Shell, emulator: ImdsEmulator) -> None:
     emulator.latency = 0.2
-    emulator.always(Fault.status(400, {"error": "invalid_request", "error_description": "Identity not found"}))
+    emulator.always(
+        Fault.status(400, {"error": "invalid_request", "error_description": "Identity not found"})
+    )
     cred = shell.credential(endpoint=emulator.endpoint)
     with pytest.raises(ImdsError):
         _concurrently(shell, cred, 8)
