@@ -81,14 +81,13 @@ def build_request(step: Send) -> HttpRequest:
     return HttpRequest("GET", step.url, headers=dict(step.headers))
 
 
-def send_kwargs(step: Send) -> dict[str, Any]:
-    """Per-request options every azure-core transport understands. `stream` lets us stop
-    reading at the size cap instead of buffering whatever a foreign server sends."""
-    return {
-        "stream": True,
-        "connection_timeout": step.connect_timeout,
-        "read_timeout": step.read_timeout,
-    }
+def send_kwargs(step: Send, *, timeout_pair: bool = False) -> dict[str, Any]:
+    """Per-request options of azure-core transports. `stream` lets us stop reading at the size
+    cap instead of buffering whatever a foreign server sends. `timeout_pair`: the transport
+    takes only `connection_timeout`, as requests' (connect, read) pair (asyncio-requests)."""
+    if timeout_pair:
+        return {"stream": True, "connection_timeout": (step.connect_timeout, step.read_timeout)}
+    return {"stream": True, "connection_timeout": step.connect_timeout, "read_timeout": step.read_timeout}
 
 
 def answer(status: int, headers: Iterable[tuple[str, str]], body: bytes, truncated: bool) -> HttpAnswer:

@@ -16,7 +16,7 @@ from .._core.steps import FailureKind, Received, Send, TransportFailure
 from .._core.token import ImdsToken
 from .._errors import CredentialUnavailableError, ImdsError
 from .._settings import Settings, make_settings
-from ._transport import default_transport, exchange
+from ._transport import close_transport, default_transport, exchange
 
 if TYPE_CHECKING:
     from azure.core.pipeline.transport import AsyncHttpTransport
@@ -201,7 +201,7 @@ class ImdsClient:
         if self._owns_transport:
             self._transport = None
         if transport is not None and self._owns_transport:
-            await transport.close()
+            await close_transport(transport)
 
     async def __aenter__(self) -> ImdsClient:
         return self

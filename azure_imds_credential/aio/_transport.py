@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,11 @@ if TYPE_CHECKING:
 def default_transport() -> AsyncHttpTransport[Any, Any]:
     """aiohttp when installed, else azure-core's asyncio-requests transport; environment
     proxies ignored either way (IMDS must be reached directly)."""
-    if importlib.util.find_spec("aiohttp") is not None:
+    try:
+        import aiohttp  # noqa: F401 - the optional [aio] extra
+    except ImportError:
+        pass
+    else:
         from azure.core.pipeline.transport import AioHttpTransport
 
         aiohttp_transport: AsyncHttpTransport[Any, Any] = AioHttpTransport(use_env_settings=False)
@@ -33,6 +37,13 @@ def default_transport() -> AsyncHttpTransport[Any, Any]:
 
     requests_transport: AsyncHttpTransport[Any, Any] = AsyncioRequestsTransport(use_env_settings=False)
     return requests_transport
+
+
+async def close_transport(transport: AsyncHttpTransport[Any, Any]) -> None:
+    """Close an async transport; azure-core's asyncio-requests transport closes synchronously."""
+    closing = transport.close()
+    if inspect.isawaitable(closing):
+        await closing
 
 
 async def exchange(
@@ -60,7 +71,9 @@ async def _exchange(
 
     buffer = BodyBuffer(cap, monotonic() + budget, monotonic)
     try:
-        response = await transport.send(build_request(step), **send_kwargs(step))
+        # azure-core's asyncio-requests transport rejects `read_timeout`.
+        pair = type(transport).__name__ == "AsyncioRequestsTransport"
+        response = await transport.send(build_request(step), **send_kwargs(step, timeout_pair=pair))
     except (AzureError, OSError) as exc:
         return failure_from_exception(exc)
     try:
