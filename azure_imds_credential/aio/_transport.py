@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -29,14 +30,36 @@ def default_transport() -> AsyncHttpTransport[Any, Any]:
     except ImportError:
         pass
     else:
-        from azure.core.pipeline.transport import AioHttpTransport
-
-        aiohttp_transport: AsyncHttpTransport[Any, Any] = AioHttpTransport(use_env_settings=False)
-        return aiohttp_transport
+        return _aiohttp_transport()
     from azure.core.pipeline.transport import AsyncioRequestsTransport
 
     requests_transport: AsyncHttpTransport[Any, Any] = AsyncioRequestsTransport(use_env_settings=False)
     return requests_transport
+
+
+@functools.cache
+def _aiohttp_transport_class() -> Any:
+    from azure.core.pipeline.transport import AioHttpTransport
+
+    class ImdsAioHttpTransport(AioHttpTransport):  # type: ignore[misc] # (aiohttp is untyped here)
+        """azure-core's aiohttp transport without aiohttp's hidden resend.
+
+        aiohttp sends an idempotent request a second time, at once, when a reused connection
+        is reset. The flow counts and spaces every attempt itself; a hidden second request
+        would double the load on an overloaded IMDS and make async differ from sync.
+        """
+
+        async def open(self) -> None:
+            await super().open()
+            if self.session is not None and hasattr(self.session, "_retry_connection"):
+                self.session._retry_connection = False
+
+    return ImdsAioHttpTransport
+
+
+def _aiohttp_transport() -> AsyncHttpTransport[Any, Any]:
+    transport: AsyncHttpTransport[Any, Any] = _aiohttp_transport_class()(use_env_settings=False)
+    return transport
 
 
 async def close_transport(transport: AsyncHttpTransport[Any, Any]) -> None:

@@ -1,0 +1,1 @@
+"""Small test-only helpers: loopback servers and instrumented transports."""
