@@ -9,6 +9,7 @@ from ._client import ImdsClient
 from ._clock import Clock
 from ._core.request import API_VERSIONS, DEFAULT_API_VERSION, ManagedIdentity, TokenQuery
 from ._core.retry import RetryPolicy
+from ._core.steps import Sleep as RetryNotice
 from ._core.token import ImdsToken
 from ._credential import ImdsManagedIdentityCredential
 from ._errors import CredentialUnavailableError, ImdsError
@@ -28,6 +29,7 @@ __all__ = [
     "ImdsManagedIdentityCredential",
     "ImdsToken",
     "ManagedIdentity",
+    "RetryNotice",
     "RetryPolicy",
     "TokenQuery",
     "__version__",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from ._core.flow import TokenFlow
 from ._core.request import DEFAULT_API_VERSION, ManagedIdentity, TokenQuery
 from ._core.retry import RetryPolicy
 from ._core.steps import FailureKind, Received, Send, TransportFailure
+from ._core.steps import Sleep as RetryNotice
 from ._core.token import ImdsToken
 from ._errors import CredentialUnavailableError, ImdsError
 from ._settings import Settings, make_settings
@@ -39,6 +41,8 @@ class ImdsClient:
             while IMDS updates lasts up to 70 s).
         transport: any azure-core `HttpTransport`; default requests, with proxies ignored.
         retry: a `RetryPolicy` to change the retry schedule.
+        on_retry: called before each wait between attempts with a `RetryNotice` (what IMDS
+            answered, the delay, attempt number, time elapsed): for progress displays.
         clock: time, sleep and randomness (for tests).
 
     Raises:
@@ -56,8 +60,10 @@ class ImdsClient:
         timeout: float = 80.0,
         transport: HttpTransport[Any, Any] | None = None,
         retry: RetryPolicy | None = None,
+        on_retry: Callable[[RetryNotice], None] | None = None,
         clock: Clock | None = None,
     ) -> None:
+        self._on_retry = on_retry
         self._settings: Settings = make_settings(
             endpoint=endpoint,
             api_version=api_version,
@@ -133,6 +139,8 @@ class ImdsClient:
                         step.seconds,
                         step.elapsed,
                     )
+                    if self._on_retry is not None:
+                        self._on_retry(step)
                     clock.sleep(step.seconds)
                     got = Received(None, clock.monotonic())
                 step = steps.send(got)

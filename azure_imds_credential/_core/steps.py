@@ -21,7 +21,11 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class Sleep:
-    """Wait before the next attempt; `reason` says what IMDS answered (for logs and progress)."""
+    """Wait before the next attempt; `reason` says what IMDS answered (for logs and progress).
+
+    Public as `RetryNotice`: `seconds` until the next attempt, `reason`, `attempt` (the
+    attempt that just failed, 1-based) and `elapsed` seconds since the call started.
+    """
 
     seconds: float
     reason: str

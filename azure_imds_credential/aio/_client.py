@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -13,6 +14,7 @@ from .._core.flow import TokenFlow
 from .._core.request import DEFAULT_API_VERSION, ManagedIdentity, TokenQuery
 from .._core.retry import RetryPolicy
 from .._core.steps import FailureKind, Received, Send, TransportFailure
+from .._core.steps import Sleep as RetryNotice
 from .._core.token import ImdsToken
 from .._errors import CredentialUnavailableError, ImdsError
 from .._settings import Settings, make_settings
@@ -40,6 +42,8 @@ class ImdsClient:
         transport: any azure-core `AsyncHttpTransport`; default aiohttp when installed, else
             azure-core's asyncio-requests transport, with proxies ignored.
         retry: a `RetryPolicy` to change the retry schedule.
+        on_retry: called before each wait between attempts with a `RetryNotice` (what IMDS
+            answered, the delay, attempt number, time elapsed): for progress displays.
         clock: time, sleep and randomness (for tests).
 
     Raises:
@@ -57,8 +61,10 @@ class ImdsClient:
         timeout: float = 80.0,
         transport: AsyncHttpTransport[Any, Any] | None = None,
         retry: RetryPolicy | None = None,
+        on_retry: Callable[[RetryNotice], None] | None = None,
         clock: Clock | None = None,
     ) -> None:
+        self._on_retry = on_retry
         self._settings: Settings = make_settings(
             endpoint=endpoint,
             api_version=api_version,
@@ -134,6 +140,8 @@ class ImdsClient:
                         step.seconds,
                         step.elapsed,
                     )
+                    if self._on_retry is not None:
+                        self._on_retry(step)
                     await clock.asleep(step.seconds)
                     got = Received(None, clock.monotonic())
                 step = steps.send(got)

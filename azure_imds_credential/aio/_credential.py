@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,7 @@ from .._clock import Clock
 from .._core.refresh import ADVISORY_RETRY_INTERVAL, CachedToken, Freshness, cache_entry
 from .._core.request import DEFAULT_API_VERSION, ManagedIdentity, TokenQuery, scopes_to_resource
 from .._core.retry import RetryPolicy
+from .._core.steps import Sleep as RetryNotice
 from .._errors import ImdsError
 from ._client import ImdsClient
 
@@ -32,7 +34,7 @@ class ImdsManagedIdentityCredential:
         client_id / object_id / msi_res_id: a user-assigned identity (at most one); none
             selects the system-assigned identity.
         endpoint, api_version, connect_timeout, first_answer_timeout, attempt_timeout,
-        timeout, transport, retry, clock: as for `ImdsClient`. `timeout` (default 80 s) bounds
+        timeout, transport, retry, on_retry, clock: as for `ImdsClient`. `timeout` (default 80 s) bounds
         every call.
 
     Raises:
@@ -53,6 +55,7 @@ class ImdsManagedIdentityCredential:
         timeout: float = 80.0,
         transport: AsyncHttpTransport[Any, Any] | None = None,
         retry: RetryPolicy | None = None,
+        on_retry: Callable[[RetryNotice], None] | None = None,
         clock: Clock | None = None,
     ) -> None:
         self._identity = ManagedIdentity(client_id=client_id, object_id=object_id, msi_res_id=msi_res_id)
@@ -65,6 +68,7 @@ class ImdsManagedIdentityCredential:
             timeout=timeout,
             transport=transport,
             retry=retry,
+            on_retry=on_retry,
             clock=clock,
         )
         self._api_version = api_version

@@ -77,9 +77,7 @@ class ImdsEmulator:
         if self._server is not None:
             raise RuntimeError("emulator already started")
         server = TrackingServer((self._host, self._requested_port), ImdsHandler, self)
-        thread = threading.Thread(
-            target=server.serve_until_stopped, name="imds-emulator-accept", daemon=True
-        )
+        thread = threading.Thread(target=server.serve_until_stopped, name="imds-emulator-accept", daemon=True)
         self._server, self._thread = server, thread
         thread.start()
         logger.debug("emulator listening on %s", self.endpoint)
@@ -98,8 +96,7 @@ class ImdsEmulator:
         server.wake_connections()  # unblocks reads/writes of live connections
         stuck = server.join_handlers(deadline)
         if thread.is_alive() or stuck:
-            logger.warning("emulator: %d thread(s) still alive after stop()",
-                           len(stuck) + thread.is_alive())
+            logger.warning("emulator: %d thread(s) still alive after stop()", len(stuck) + thread.is_alive())
         logger.debug("emulator stopped")
 
     def __enter__(self) -> ImdsEmulator:
@@ -191,8 +188,9 @@ class ImdsEmulator:
         headers: dict[str, str],
         is_token: bool,
     ) -> RecordBuilder:
-        builder = RecordBuilder(method=method, path=path, query=query, headers=headers,
-                                started=self._clock(), is_token=is_token)
+        builder = RecordBuilder(
+            method=method, path=path, query=query, headers=headers, started=self._clock(), is_token=is_token
+        )
         with self._lock:
             self._records.append(builder)
         return builder

@@ -34,8 +34,7 @@ _HTML_BODY = (
 
 # The kinds whose answer is fully described by code/body/headers.
 CANNED_KINDS = frozenset(
-    {"status", "docker_403", "retry_after", "non_json_200", "foreign_json_200", "html_200",
-     "redirect"}
+    {"status", "docker_403", "retry_after", "non_json_200", "foreign_json_200", "html_200", "redirect"}
 )
 
 
@@ -60,9 +59,7 @@ def _encode_body(body: str | bytes | Mapping[str, Any] | None, code: int) -> tup
     return raw, (_JSON if looks_json else _TEXT)
 
 
-def _merge(
-    defaults: Mapping[str, str], overrides: Mapping[str, str] | None
-) -> tuple[tuple[str, str], ...]:
+def _merge(defaults: Mapping[str, str], overrides: Mapping[str, str] | None) -> tuple[tuple[str, str], ...]:
     # Header names are case-insensitive: an override replaces a default whatever its case.
     merged = {name.lower(): (name, value) for name, value in defaults.items()}
     for name, value in (overrides or {}).items():
@@ -105,14 +102,17 @@ class Fault:
         if not 100 <= code <= 599:
             raise ValueError(f"HTTP status out of range: {code}")
         raw, content_type = _encode_body(body, code)
-        return cls("status", code=code, body=raw,
-                   headers=_merge({"Content-Type": content_type}, headers))
+        return cls("status", code=code, body=raw, headers=_merge({"Content-Type": content_type}, headers))
 
     @classmethod
     def docker_403(cls) -> Fault:
         """Docker Desktop's proxy refusing the link-local address: 403 text, no IMDS marker."""
-        return cls("docker_403", code=403, body=_DOCKER_403_BODY.encode(),
-                   headers=(("Content-Type", "text/plain"), ("Server", "")))
+        return cls(
+            "docker_403",
+            code=403,
+            body=_DOCKER_403_BODY.encode(),
+            headers=(("Content-Type", "text/plain"), ("Server", "")),
+        )
 
     @classmethod
     def retry_after(cls, code: int = 429, seconds: float | str = 1.0) -> Fault:
@@ -152,27 +152,34 @@ class Fault:
     @classmethod
     def non_json_200(cls) -> Fault:
         """Something that is not IMDS answers 200 with plain text (and no IMDS marker)."""
-        return cls("non_json_200", code=200, body=b"hello",
-                   headers=(("Content-Type", "text/plain"), ("Server", "")))
+        return cls(
+            "non_json_200", code=200, body=b"hello", headers=(("Content-Type", "text/plain"), ("Server", ""))
+        )
 
     @classmethod
     def foreign_json_200(cls) -> Fault:
         """Another metadata service answers 200 with JSON that is not a token."""
-        return cls("foreign_json_200", code=200, body=b'{"computeMetadata": {}}',
-                   headers=(("Content-Type", "application/json"),
-                            ("Server", "Metadata Server for VM")))
+        return cls(
+            "foreign_json_200",
+            code=200,
+            body=b'{"computeMetadata": {}}',
+            headers=(("Content-Type", "application/json"), ("Server", "Metadata Server for VM")),
+        )
 
     @classmethod
     def html_200(cls) -> Fault:
         """A captive portal or another cloud answers 200 with an HTML page."""
-        return cls("html_200", code=200, body=_HTML_BODY.encode(),
-                   headers=(("Content-Type", "text/html; charset=utf-8"), ("Server", "nginx")))
+        return cls(
+            "html_200",
+            code=200,
+            body=_HTML_BODY.encode(),
+            headers=(("Content-Type", "text/html; charset=utf-8"), ("Server", "nginx")),
+        )
 
     @classmethod
     def redirect(cls, location: str, code: int = 302) -> Fault:
         """Answer a redirect to ``location`` with an empty body."""
-        return cls("redirect", code=code, body=b"",
-                   headers=(("Location", location), ("Content-Type", _TEXT)))
+        return cls("redirect", code=code, body=b"", headers=(("Location", location), ("Content-Type", _TEXT)))
 
     @classmethod
     def huge_body(cls, size: int) -> Fault:

@@ -94,16 +94,20 @@ class ImdsHandler(BaseHTTPRequestHandler):
         if path != TOKEN_PATH:
             self._send_answer(error(404, "not_found", "The requested path was not found"))
         elif self.command != "GET":
-            self._send_answer(error(405, "method_not_allowed", "Only GET is allowed"),
-                              extra=[("Allow", "GET")])
+            self._send_answer(
+                error(405, "method_not_allowed", "Only GET is allowed"), extra=[("Allow", "GET")]
+            )
         elif not has_metadata:
             # IMDS's SSRF guard answers at once: no latency, no fault.
-            self._send_answer(
-                error(400, "bad_request_102", "Required metadata header not specified"))
+            self._send_answer(error(400, "bad_request_102", "Required metadata header not specified"))
         elif "X-Forwarded-For" in self.headers:
-            self._send_answer(error(400, "invalid_request",
-                                    "Request contains X-Forwarded-For header; proxies are "
-                                    "not supported"))
+            self._send_answer(
+                error(
+                    400,
+                    "invalid_request",
+                    "Request contains X-Forwarded-For header; proxies are not supported",
+                )
+            )
         else:
             with self._emulator._in_flight():
                 fault = self._emulator._take_fault()
@@ -167,8 +171,7 @@ class ImdsHandler(BaseHTTPRequestHandler):
 
     def _send_huge(self, size: int) -> None:
         prefix = b'{"access_token": "'[:size]
-        self._send(200, b"", [("Content-Type", self._emulator._content_type)],
-                   content_length=size)
+        self._send(200, b"", [("Content-Type", self._emulator._content_type)], content_length=size)
         self.wfile.write(prefix)
         remaining = size - len(prefix)
         while remaining > 0:
@@ -207,8 +210,7 @@ class ImdsHandler(BaseHTTPRequestHandler):
         self._send(status, body, headers)
 
     def _send_answer(self, answer: Answer, extra: Iterable[tuple[str, str]] = ()) -> None:
-        self._send(answer.status, _json(answer.body),
-                   [("Content-Type", _ERROR_CONTENT_TYPE), *extra])
+        self._send(answer.status, _json(answer.body), [("Content-Type", _ERROR_CONTENT_TYPE), *extra])
 
     def _send(
         self,
@@ -226,8 +228,7 @@ class ImdsHandler(BaseHTTPRequestHandler):
         for name, value in headers.values():
             if value != "":
                 self.send_header(name, value)
-        self.send_header("Content-Length", str(len(body) if content_length is None
-                                               else content_length))
+        self.send_header("Content-Length", str(len(body) if content_length is None else content_length))
         self.end_headers()
         if self._record is not None:
             self._record.status = status

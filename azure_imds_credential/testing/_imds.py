@@ -46,9 +46,7 @@ def _whole_seconds(lifetime: float) -> int:
     return max(1, round(lifetime))
 
 
-def _select(
-    identities: Sequence[Identity], selector: tuple[str, str] | None
-) -> Identity | None:
+def _select(identities: Sequence[Identity], selector: tuple[str, str] | None) -> Identity | None:
     if selector is None:
         # IMDS's default: the system-assigned identity, else the only identity there is.
         system = [i for i in identities if i.system_assigned]
@@ -103,8 +101,9 @@ class TokenIssuer:
             return error(400, "invalid_request", "Required query variable 'resource' is missing")
         selectors = [(name, query[name]) for name in _SELECTORS if name in query]
         if len(selectors) > 1:
-            return error(400, "invalid_request",
-                         "Only one of client_id, object_id and msi_res_id may be specified")
+            return error(
+                400, "invalid_request", "Only one of client_id, object_id and msi_res_id may be specified"
+            )
         identity = _select(identities, selectors[0] if selectors else None)
         if identity is None:
             return error(400, "invalid_request", "Identity not found")
@@ -114,11 +113,7 @@ class TokenIssuer:
         now = self._clock()
         with self._lock:
             cached = self._cache.get(key)
-            if (
-                cached is None
-                or bypass
-                or cached.expires_on - now < min(_CACHE_MARGIN, cached.lifetime / 2)
-            ):
+            if cached is None or bypass or cached.expires_on - now < min(_CACHE_MARGIN, cached.lifetime / 2):
                 cached = self._mint(identity, resource, lifetime, now)
                 self._cache[key] = cached
                 expires_in = _whole_seconds(lifetime)
@@ -129,17 +124,20 @@ class TokenIssuer:
         def number(value: int) -> str | int:
             return str(value) if numbers_as_strings else value
 
-        return Answer(200, {
-            "access_token": cached.token,
-            "refresh_token": "",
-            "expires_in": number(expires_in),
-            "expires_on": number(cached.expires_on),
-            "ext_expires_in": number(expires_in),
-            "not_before": number(cached.not_before),
-            "resource": resource,
-            "token_type": "Bearer",
-            "client_id": identity.client_id,
-        })
+        return Answer(
+            200,
+            {
+                "access_token": cached.token,
+                "refresh_token": "",
+                "expires_in": number(expires_in),
+                "expires_on": number(cached.expires_on),
+                "ext_expires_in": number(expires_in),
+                "not_before": number(cached.not_before),
+                "resource": resource,
+                "token_type": "Bearer",
+                "client_id": identity.client_id,
+            },
+        )
 
     def _mint(self, identity: Identity, resource: str, lifetime: float, now: float) -> _Cached:
         # Called with the lock held, so tokens land in ``_issued`` in minting order.

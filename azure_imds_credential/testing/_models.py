@@ -68,10 +68,7 @@ class RequestRecord:
 
 def redact_headers(items: list[tuple[str, str]]) -> dict[str, str]:
     """Lower-case header names; hide credentials a client might (wrongly) send."""
-    return {
-        name.lower(): ("***" if name.lower() in _SECRET_HEADERS else value)
-        for name, value in items
-    }
+    return {name.lower(): ("***" if name.lower() in _SECRET_HEADERS else value) for name, value in items}
 
 
 @dataclass
@@ -100,9 +97,7 @@ class RecordBuilder:
 
     def freeze(self) -> RequestRecord:
         with self._lock:
-            duration = self._duration if self._duration is not None else (
-                time.monotonic() - self._t0
-            )
+            duration = self._duration if self._duration is not None else (time.monotonic() - self._t0)
             return RequestRecord(
                 method=self.method,
                 path=self.path,

@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from azure_imds_credential import CredentialUnavailableError, ImdsError
+from azure_imds_credential import CredentialUnavailableError, ImdsError, RetryNotice
 from azure_imds_credential import ImdsManagedIdentityCredential as SyncCredential
 from azure_imds_credential.aio import ImdsManagedIdentityCredential as AsyncCredential
 from azure_imds_credential.testing import Fault, Identity, ImdsEmulator, decode_jwt_claims
@@ -214,3 +214,14 @@ def test_get_token_is_unavailable_when_identity_not_assigned(shell: Shell, emula
         shell.call(cred.get_token, SCOPE)
     assert caught.value.status == 400 and caught.value.error_code == "invalid_request"
     assert "client_id=00000000-0000-0000-0000-000000000000" in caught.value.message
+
+
+def test_on_retry_reports_each_wait_when_imds_updating(
+    shell: Shell, emulator: ImdsEmulator, clock: FakeClock
+) -> None:
+    notices: list[RetryNotice] = []
+    emulator.push(Fault.status(410), Fault.status(429, headers={"Retry-After": "3"}))
+    cred = shell.credential(endpoint=emulator.endpoint, clock=clock, on_retry=notices.append)
+    assert shell.call(cred.get_token, SCOPE).token
+    assert [(n.attempt, n.seconds) for n in notices] == [(1, clock.sleeps[0]), (2, 3.0)]
+    assert notices[0].reason.startswith("HTTP 410") and notices[1].reason.startswith("HTTP 429")
