@@ -98,6 +98,8 @@ class TokenFlow:
                 # Connected, but no answer yet: a silent server or a slow IMDS? Real IMDS
                 # answers a request without the Metadata header at once (400).
                 remaining = deadline - now
+                if remaining < _MIN_ATTEMPT_TIME:
+                    raise self._gave_up(verdict, now, f"the {t.deadline:g} s deadline passed", got.result)
                 probe = yield Send(
                     self._url, {}, min(t.connect, remaining), min(t.probe, remaining), probe=True
                 )

@@ -82,7 +82,7 @@ def parse_token(body: bytes, requested_at: float) -> ImdsToken:
         raise InvalidTokenResponse("the 200 answer has neither a valid expires_in nor expires_on")
     if not 0 < expires_in <= _MAX_LIFETIME:
         raise InvalidTokenResponse(f"the token's lifetime ({expires_in} s) is not usable")
-    local_expires_on = int(requested_at) + expires_in
+    local_expires_on = int(requested_at + expires_in)  # floor once: conservative, not a second early
     return ImdsToken(
         access_token=token,
         expires_in=expires_in,

@@ -198,3 +198,11 @@ def test_flow_chains_transport_exception_when_failing() -> None:
     cause = ConnectionRefusedError("refused")
     run = drive([TransportFailure(FailureKind.UNREACHABLE, "x", cause)])
     assert run.error is not None and run.error.__cause__ is cause
+
+
+def test_flow_gives_up_instead_of_probing_when_deadline_leaves_no_time() -> None:
+    # Found by the fuzzer: a first-answer timeout ending just before the deadline used to be
+    # followed by a probe with microseconds to run, overshooting the deadline.
+    run = drive([fail(FailureKind.READ_TIMEOUT)], timeouts=Timeouts(deadline=2.00001))
+    assert isinstance(run.error, ImdsError) and "deadline" in run.error.message
+    assert len(run.sends) == 1 and run.now <= 2.00001
