@@ -5,7 +5,8 @@ One function per subcommand registers its parser (`_add_<name>`) and points it a
 subcommand, write both functions and append the registrar to `_COMMANDS`.
 
 Heavy imports (azure-core, the emulator) happen inside the handlers, so `--help` and usage
-errors stay fast. A token is never printed: only the claims decoded from it.
+errors stay fast: the subcommand modules (`_cli_token`, `_cli_probe`, ...) import only the
+standard library at import time. With no command (or only options), `token` runs.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from typing import Any, NoReturn
 
 __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "main"]
 
-# Exit codes (64 is EX_USAGE from sysexits.h).
-EXIT_OK = 0
-EXIT_FAILURE = 1
-EXIT_UNAVAILABLE = 2
-EXIT_USAGE = 64
+from ._cli_common import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
+from ._cli_emulate import add_emulate
+from ._cli_probe import add_probe_command
+from ._cli_token import add_token_command
+
+# The command that runs when none is named: `azure-imds-token --resource X` is `token --resource X`.
+DEFAULT_COMMAND = "token"
 
 DEMO_SCOPE = "https://storage.azure.com/.default"
 # Claims the demo shows, in this order; the time claims are rendered as UTC ISO.
@@ -117,15 +120,22 @@ def _iso(epoch: Any) -> str:
 
 # -- the parser ------------------------------------------------------------------------------
 # Each registrar adds one subcommand; add new ones here (token, probe, emulate, ...).
-_COMMANDS: tuple[Callable[[argparse._SubParsersAction[_Parser]], None], ...] = (_add_demo,)
+_COMMANDS: tuple[Callable[[argparse._SubParsersAction[_Parser]], None], ...] = (
+    add_token_command,
+    add_probe_command,
+    _add_demo,
+    add_emulate,
+)
 
 
 def build_parser() -> _Parser:
     parser = _Parser(
         prog="azure-imds-token",
         description="Azure managed-identity tokens from the Instance Metadata Service (IMDS).",
-        epilog=f"exit codes: {EXIT_OK} ok, {EXIT_FAILURE} failure, {EXIT_UNAVAILABLE} IMDS "
-        f"unavailable, {EXIT_USAGE} usage error",
+        epilog=f"Without a COMMAND, `{DEFAULT_COMMAND}` runs (`azure-imds-token --output token`). "
+        f"Help on a command: azure-imds-token COMMAND --help. "
+        f"Exit codes: {EXIT_OK} ok, {EXIT_FAILURE} failure, {EXIT_UNAVAILABLE} IMDS "
+        f"unavailable (not on Azure, no identity), {EXIT_USAGE} usage error.",
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for register in _COMMANDS:
@@ -135,6 +145,23 @@ def build_parser() -> _Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI with `argv` (default: `sys.argv[1:]`); returns the exit code."""
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(_with_default_command(sys.argv[1:] if argv is None else list(argv)))
     handler: Handler = args.handler
-    return handler(args)
+    try:
+        code = handler(args)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head`): exit quietly, as Unix tools do.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILURE
+    return code
+
+
+def _with_default_command(argv: list[str]) -> list[str]:
+    """Insert `token` when no command is named: nothing at all, or options first (other than
+    the top-level help)."""
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        return [DEFAULT_COMMAND, *argv]
+    return argv

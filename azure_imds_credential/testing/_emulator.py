@@ -3,22 +3,58 @@
 from __future__ import annotations
 
 import collections
-import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
+from typing import Any, Protocol, runtime_checkable
 
-from ._faults import Fault
+from ._faults import Fault, Step
 from ._handler import ImdsHandler
-from ._imds import TokenIssuer
-from ._models import Identity, RecordBuilder, RequestRecord
+from ._imds import TokenFetcher, TokenIssuer
+from ._models import Identity, RateLimit, RecordBuilder, RequestRecord
+from ._script import FaultPlan
 from ._server import TrackingServer
 
-__all__ = ["ImdsEmulator"]
+__all__ = ["ImdsEmulator", "SupportsGetToken", "TokenSource"]
 
 logger = logging.getLogger("azure_imds_credential.testing")
+
+
+@runtime_checkable
+class SupportsGetToken(Protocol):
+    """What the emulator needs of an azure-core ``TokenCredential``."""
+
+    def get_token(self, *scopes: str, **kwargs: Any) -> Any: ...
+
+
+# A TokenCredential, or a callable taking one scope and returning an ``AccessToken`` (or
+# anything with ``token`` and ``expires_on``, or a ``(token, expires_on)`` pair).
+TokenSource = SupportsGetToken | Callable[[str], Any]
+
+
+def _as_fetcher(source: TokenSource) -> TokenFetcher:
+    call: Callable[[str], Any]
+    if isinstance(source, SupportsGetToken):
+        call = source.get_token
+    elif callable(source):
+        call = source
+    else:
+        raise TypeError("token_source must be a TokenCredential or a callable(scope) -> AccessToken")
+
+    def fetch(scope: str) -> tuple[str, int]:
+        result = call(scope)
+        token, expires_on = getattr(result, "token", None), getattr(result, "expires_on", None)
+        if token is None and isinstance(result, tuple) and len(result) == 2:
+            token, expires_on = result
+        if not isinstance(token, str) or not isinstance(expires_on, (int, float)):
+            # The message names the type only: the value may hold a real token.
+            raise TypeError(f"token source returned {type(result).__name__}, not an AccessToken")
+        return token, int(expires_on)
+
+    return fetch
+
 
 # stop() must return in under a second even with hung requests; waking them is instant,
 # this only bounds the joins in case something is stuck anyway.
@@ -29,7 +65,23 @@ class ImdsEmulator:
     """A loopback HTTP server that answers like IMDS's managed-identity token endpoint.
 
     Use it as a context manager (``with ImdsEmulator() as imds: ...``) and point the client
-    at ``imds.endpoint``. Faults queued with ``push`` sabotage the next token requests.
+    at ``imds.endpoint``. Faults queued with ``push`` sabotage the next token requests;
+    ``during`` and ``script`` sabotage them by time (on ``clock``) or by count; ``always``
+    is the fallback.
+
+    Keyword arguments:
+        identities: the VM's identities (default: a system-assigned one).
+        lifetime: seconds a minted token lives. tenant_id: its ``tid``/``iss`` tenant.
+        latency: seconds IMDS takes to answer a token request (header-less requests are
+            refused at once, as IMDS does).
+        rate_limit: ``True`` (IMDS's 20 requests/s and 5 concurrent) or a ``RateLimit``;
+            requests beyond it get 429.
+        token_source: a ``TokenCredential`` or ``callable(scope)`` whose tokens are handed
+            out (for ``resource + "/.default"``) instead of locally minted JWTs.
+        on_request: called with each finished request's ``RequestRecord`` (from a server
+            thread; it must not block).
+        clock: wall-clock seconds; drives expiry, IMDS's cache, time windows and the
+            per-second rate limit, so tests can move time without sleeping.
     """
 
     def __init__(
@@ -43,12 +95,19 @@ class ImdsEmulator:
         latency: float = 0.0,
         numbers_as_strings: bool = True,
         content_type: str = "application/json; charset=utf-8",
+        rate_limit: bool | RateLimit = False,
+        token_source: TokenSource | None = None,
+        on_request: Callable[[RequestRecord], None] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         if lifetime <= 0:
             raise ValueError("lifetime must be > 0")
         if latency < 0:
             raise ValueError("latency must be >= 0")
+        self.rate_limit: RateLimit | None = (
+            rate_limit if isinstance(rate_limit, RateLimit) else RateLimit() if rate_limit else None
+        )
+        self._on_request = on_request
         self._host = host
         self._requested_port = port
         self.identities: tuple[Identity, ...] = (
@@ -59,11 +118,13 @@ class ImdsEmulator:
         self._numbers_as_strings = numbers_as_strings
         self._content_type = content_type
         self._clock = clock
-        self._issuer = TokenIssuer(tenant_id, clock)
+        fetch = None if token_source is None else _as_fetcher(token_source)
+        self._issuer = TokenIssuer(tenant_id, clock, fetch)
 
         self._lock = threading.Lock()
-        self._faults: collections.deque[Fault] = collections.deque()
-        self._always: Fault | None = None
+        self._plan = FaultPlan()
+        # Arrival times (emulator clock) of the admitted requests of the last second.
+        self._arrivals: collections.deque[float] = collections.deque()
         self._records: list[RecordBuilder] = []
         self._in_flight_count = 0
         self._max_in_flight = 0
@@ -136,20 +197,44 @@ class ImdsEmulator:
 
     # -- faults ------------------------------------------------------------------------------
     def push(self, *faults: Fault) -> None:
-        """Queue faults; each is used by one later token request carrying the header."""
+        """Queue faults; each is used by one later token request carrying the header.
+
+        Queued faults come first, before scripts, windows and ``always``.
+        """
         with self._lock:
-            self._faults.extend(faults)
+            self._plan.queue.extend(faults)
+
+    def script(self, *steps: Step) -> None:
+        """Play ``steps`` one after the other, starting now (by the emulator's clock).
+
+        ``Fault.status(410).for_seconds(16)``, ``Fault.retry_after(429, 2).times(3)``,
+        ``Step.ok(times=2)``, ``Fault.hang().forever()``. A step ends after its count or
+        its time, whichever comes first; the next starts then. Several scripts may run at
+        once: the one added first that is in force decides.
+        """
+        with self._lock:
+            self._plan.add_script(tuple(steps), self._clock())
+
+    def during(self, seconds: float, fault: Fault, *, after: float = 0.0) -> None:
+        """Give every token request ``fault`` for ``seconds``, starting ``after`` seconds from now.
+
+        Time is the emulator's ``clock``: with a fake clock, "410 for the first 16 s" passes
+        as fast as the client's (fake) sleeps move it.
+        """
+        if after < 0:
+            raise ValueError("after must be >= 0")
+        with self._lock:
+            self._plan.add_script((Step(fault, seconds=seconds),), self._clock() + after)
 
     def clear_faults(self) -> None:
-        """Forget queued faults and switch off the ``always`` fault."""
+        """Forget queued faults, scripts and windows, and switch off the ``always`` fault."""
         with self._lock:
-            self._faults.clear()
-            self._always = None
+            self._plan.clear()
 
     def always(self, fault: Fault | None) -> None:
-        """Apply ``fault`` to every token request once the queue is empty (None: off)."""
+        """Apply ``fault`` to every token request nothing else decides (None: off)."""
         with self._lock:
-            self._always = fault
+            self._plan.always = fault
 
     # -- log ---------------------------------------------------------------------------------
     @property
@@ -196,16 +281,40 @@ class ImdsEmulator:
         return builder
 
     def _take_fault(self) -> Fault | None:
+        now = self._clock()
         with self._lock:
-            return self._faults.popleft() if self._faults else self._always
+            return self._plan.take(now)
 
-    @contextlib.contextmanager
-    def _in_flight(self) -> Iterator[None]:
+    def _admit(self) -> bool:
+        """Count a token request in; False when IMDS's rate limit refuses it (429).
+
+        Every admitted or refused request must be matched by one ``_leave()``.
+        """
+        now = self._clock()
         with self._lock:
+            concurrent = self._in_flight_count
             self._in_flight_count += 1
             self._max_in_flight = max(self._max_in_flight, self._in_flight_count)
+            limit = self.rate_limit
+            if limit is None:
+                return True
+            while self._arrivals and self._arrivals[0] <= now - 1.0:
+                self._arrivals.popleft()
+            if concurrent >= limit.concurrent or len(self._arrivals) >= limit.per_second:
+                return False
+            self._arrivals.append(now)
+            return True
+
+    def _leave(self) -> None:
+        with self._lock:
+            self._in_flight_count -= 1
+
+    def _finished(self, builder: RecordBuilder) -> None:
+        callback = self._on_request
+        if callback is None:
+            return
         try:
-            yield
-        finally:
-            with self._lock:
-                self._in_flight_count -= 1
+            callback(builder.freeze())
+        except Exception:
+            # A broken log sink must not break the emulated IMDS.
+            logger.debug("emulator: on_request callback failed", exc_info=True)

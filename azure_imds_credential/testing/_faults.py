@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
-__all__ = ["Fault"]
+__all__ = ["Fault", "Step"]
 
 _JSON = "application/json; charset=utf-8"
 _TEXT = "text/plain; charset=utf-8"
@@ -34,7 +34,16 @@ _HTML_BODY = (
 
 # The kinds whose answer is fully described by code/body/headers.
 CANNED_KINDS = frozenset(
-    {"status", "docker_403", "retry_after", "non_json_200", "foreign_json_200", "html_200", "redirect"}
+    {
+        "status",
+        "docker_403",
+        "retry_after",
+        "non_json_200",
+        "foreign_json_200",
+        "html_200",
+        "redirect",
+        "rate_limit",
+    }
 )
 
 
@@ -192,3 +201,50 @@ class Fault:
     def token(cls, **overrides: Any) -> Fault:
         """A normal token answer with JSON fields replaced; ``None`` removes a field."""
         return cls("token", overrides=tuple(overrides.items()))
+
+    @classmethod
+    def rate_limited(cls) -> Fault:
+        """IMDS's own throttling answer: 429 with an IMDS error body and no Retry-After."""
+        base = cls.status(
+            429,
+            {"error": "too_many_requests", "error_description": "Too many requests (emulated rate limit)"},
+        )
+        return cls("rate_limit", code=429, body=base.body, headers=base.headers)
+
+    # -- turning a fault into a script step -----------------------------------------------
+    def times(self, count: int) -> Step:
+        """A script step: the next ``count`` token requests get this fault."""
+        return Step(self, times=count)
+
+    def for_seconds(self, seconds: float) -> Step:
+        """A script step: every token request for ``seconds`` (emulator clock) gets this fault."""
+        return Step(self, seconds=seconds)
+
+    def forever(self) -> Step:
+        """A script step that never ends: every later token request gets this fault."""
+        return Step(self)
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a fault script (``ImdsEmulator.script``).
+
+    ``fault`` None means a normal answer (useful as "then healthy for N requests"). A step
+    ends after ``times`` token requests or ``seconds`` on the emulator's clock, whichever
+    comes first; with neither it never ends. The next step starts when this one ends.
+    """
+
+    fault: Fault | None
+    times: int | None = None
+    seconds: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.times is not None and self.times < 1:
+            raise ValueError("times must be >= 1")
+        if self.seconds is not None and not self.seconds > 0:
+            raise ValueError("seconds must be > 0")
+
+    @classmethod
+    def ok(cls, *, times: int | None = None, seconds: float | None = None) -> Step:
+        """Normal answers for ``times`` requests or ``seconds`` (overrides ``always``)."""
+        return cls(None, times=times, seconds=seconds)

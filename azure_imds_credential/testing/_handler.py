@@ -89,6 +89,7 @@ class ImdsHandler(BaseHTTPRequestHandler):
         finally:
             record.finish()
             self._record = None
+            self._emulator._finished(record)
 
     def _route(self, path: str, query: dict[str, str], has_metadata: bool) -> None:
         if path != TOKEN_PATH:
@@ -109,12 +110,20 @@ class ImdsHandler(BaseHTTPRequestHandler):
                 )
             )
         else:
-            with self._emulator._in_flight():
-                fault = self._emulator._take_fault()
-                assert self._record is not None
+            emulator = self._emulator
+            assert self._record is not None
+            try:
+                if not emulator._admit():
+                    # IMDS throttles before doing anything else: at once, no fault used up.
+                    self._record.fault = "rate_limit"
+                    self._apply(Fault.rate_limited(), query)
+                    return
+                fault = emulator._take_fault()
                 self._record.fault = fault.name if fault is not None else None
-                self._wait(self._emulator.latency)
+                self._wait(emulator.latency)
                 self._apply(fault, query)
+            finally:
+                emulator._leave()
 
     # -- faults ----------------------------------------------------------------------------
     def _apply(self, fault: Fault | None, query: dict[str, str]) -> None:

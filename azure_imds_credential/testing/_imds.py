@@ -66,12 +66,17 @@ def _select(identities: Sequence[Identity], selector: tuple[str, str] | None) ->
     return None
 
 
-class TokenIssuer:
-    """Mints tokens and keeps IMDS's own per-(identity, resource, authority) cache."""
+# Where tokens come from when they are not minted locally: scope -> (token, expires_on).
+TokenFetcher = Callable[[str], "tuple[str, int]"]
 
-    def __init__(self, tenant_id: str, clock: Callable[[], float]) -> None:
+
+class TokenIssuer:
+    """Mints (or fetches) tokens and keeps IMDS's own per-(identity, resource, authority) cache."""
+
+    def __init__(self, tenant_id: str, clock: Callable[[], float], fetch: TokenFetcher | None = None) -> None:
         self._tenant_id = tenant_id
         self._clock = clock
+        self._fetch = fetch
         self._lock = threading.Lock()
         self._cache: dict[tuple[str, str, str], _Cached] = {}
         self._issued: list[str] = []
@@ -111,15 +116,23 @@ class TokenIssuer:
         bypass = query.get("bypass_cache", "").lower() == "true"
         key = (identity.object_id, resource, query.get("authority", ""))
         now = self._clock()
+        minted = False
         with self._lock:
-            cached = self._cache.get(key)
-            if cached is None or bypass or cached.expires_on - now < min(_CACHE_MARGIN, cached.lifetime / 2):
-                cached = self._mint(identity, resource, lifetime, now)
-                self._cache[key] = cached
-                expires_in = _whole_seconds(lifetime)
-            else:
-                # A cached token's remaining life shrinks, as with the real service.
-                expires_in = max(1, int(cached.expires_on - now))
+            cached = None if bypass else self._cache.get(key)
+            if cached is not None and cached.expires_on - now < min(_CACHE_MARGIN, cached.lifetime / 2):
+                cached = None  # IMDS renews a token close to expiry
+            if cached is None and self._fetch is None:
+                # Minting is instant: under the lock, so a concurrent herd gets one token.
+                cached, minted = self._store(key, self._mint(identity, resource, lifetime, now)), True
+        if cached is None:
+            # Outside the lock: a real credential (Azure CLI) can take seconds.
+            fetched = self._fetched(resource, now)
+            if isinstance(fetched, Answer):
+                return fetched
+            with self._lock:
+                cached = self._store(key, fetched)
+        # A fresh token has its whole lifetime; a cached one's remaining life shrinks.
+        expires_in = _whole_seconds(lifetime) if minted else max(1, int(cached.expires_on - now))
 
         def number(value: int) -> str | int:
             return str(value) if numbers_as_strings else value
@@ -139,10 +152,28 @@ class TokenIssuer:
             },
         )
 
+    def _store(self, key: tuple[str, str, str], entry: _Cached) -> _Cached:
+        # Called with the lock held, so tokens land in ``_issued`` in handing-out order.
+        self._cache[key] = entry
+        self._issued.append(entry.token)
+        return entry
+
+    def _fetched(self, resource: str, now: float) -> _Cached | Answer:
+        assert self._fetch is not None
+        try:
+            token, expires_on = self._fetch(resource + "/.default")
+        except Exception as exc:
+            # IMDS passes Entra's failures on as errors. Only the exception's type and first
+            # line: enough to see "run az login", and no room for a token.
+            first_line = (str(exc).strip().splitlines() or [""])[0][:200]
+            return error(500, "token_source_failed", f"{type(exc).__name__}: {first_line}")
+        return _Cached(token, int(expires_on), int(now), max(1.0, expires_on - now))
+
     def _mint(self, identity: Identity, resource: str, lifetime: float, now: float) -> _Cached:
         # Called with the lock held, so tokens land in ``_issued`` in minting order.
         issued_at = int(now)
-        expires_on = round(now + _whole_seconds(lifetime))
+        # exp - iat is exactly the lifetime, as in the tokens Entra issues.
+        expires_on = issued_at + _whole_seconds(lifetime)
         claims: dict[str, Any] = {
             "aud": resource,
             "iss": f"https://sts.windows.net/{self._tenant_id}/",
@@ -161,6 +192,4 @@ class TokenIssuer:
         }
         if identity.msi_res_id is not None:
             claims["xms_mirid"] = identity.msi_res_id
-        token = make_jwt(claims)
-        self._issued.append(token)
-        return _Cached(token, expires_on, issued_at, lifetime)
+        return _Cached(make_jwt(claims), expires_on, issued_at, lifetime)

@@ -7,7 +7,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-__all__ = ["Identity", "RequestRecord"]
+__all__ = ["Identity", "RateLimit", "RequestRecord"]
 
 # Fixed namespace so that identities are the same in every run (tests can hard-code them).
 _NAMESPACE = uuid.UUID("6f1c2a52-6d0c-4b8e-9a57-0d5c1f4e7a10")
@@ -50,6 +50,22 @@ class Identity:
             object_id=str(uuid.uuid5(_NAMESPACE, "system-assigned/object")),
             system_assigned=True,
         )
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """IMDS's throttling of managed-identity requests: per VM, 20 requests/s and 5 at once.
+
+    Beyond either limit IMDS answers 429 at once. Only token requests carrying the
+    ``Metadata`` header count; requests answered 429 do not use up the per-second budget.
+    """
+
+    per_second: int = 20
+    concurrent: int = 5
+
+    def __post_init__(self) -> None:
+        if self.per_second < 1 or self.concurrent < 1:
+            raise ValueError("rate limits must be >= 1")
 
 
 @dataclass(frozen=True)
