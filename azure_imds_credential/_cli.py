@@ -23,6 +23,7 @@ __all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_UNAVAILABLE", "EXIT_USAGE", "main"]
 from ._cli_common import EXIT_FAILURE, EXIT_OK, EXIT_UNAVAILABLE, EXIT_USAGE
 from ._cli_emulate import add_emulate
 from ._cli_probe import add_probe_command
+from ._cli_serve import add_serve_command
 from ._cli_token import add_token_command
 
 # The command that runs when none is named: `azure-imds-token --resource X` is `token --resource X`.
@@ -125,6 +126,7 @@ _COMMANDS: tuple[Callable[[argparse._SubParsersAction[_Parser]], None], ...] = (
     add_probe_command,
     _add_demo,
     add_emulate,
+    add_serve_command,
 )
 
 

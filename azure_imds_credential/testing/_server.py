@@ -3,6 +3,9 @@
 ``socketserver.ThreadingMixIn`` neither remembers its connections nor bounds its joins, so
 this server keeps both itself: ``stop`` must wake every handler (hung, sleeping or idle on
 keep-alive) and leave no thread behind.
+
+Shared by the IMDS emulator and the token relay (``azure_imds_credential.relay``): both need a
+loopback server that stops promptly and completely.
 """
 
 from __future__ import annotations
@@ -32,10 +35,13 @@ class TrackingServer(socketserver.TCPServer):
         address: tuple[str, int],
         handler: type[socketserver.BaseRequestHandler],
         emulator: Any,
+        *,
+        name: str = "imds-emulator",
     ) -> None:
-        # ``emulator`` is typed loosely to keep this module free of an import cycle; the
-        # handler casts it back.
+        # ``emulator`` (the owner: an emulator or a relay) is typed loosely to keep this module
+        # free of an import cycle; the handler casts it back.
         self.emulator = emulator
+        self.name = name
         self.stopping = threading.Event()
         self.timeout = _POLL_INTERVAL
         self._lock = threading.Lock()
@@ -59,7 +65,7 @@ class TrackingServer(socketserver.TCPServer):
         thread = threading.Thread(
             target=self._serve_connection,
             args=(request, client_address),
-            name=f"imds-emulator-conn-{next(self._numbers)}",
+            name=f"{self.name}-conn-{next(self._numbers)}",
             daemon=True,
         )
         with self._lock:
@@ -80,7 +86,7 @@ class TrackingServer(socketserver.TCPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # The default prints a traceback to stderr; clients vanishing mid-answer is normal.
-        logger.debug("emulator: error serving %s", client_address, exc_info=True)
+        logger.debug("%s: error serving %s", self.name, client_address, exc_info=True)
 
     def handle_timeout(self) -> None:
         """Nobody connected within the poll interval: nothing to do."""
