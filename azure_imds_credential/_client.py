@@ -8,20 +8,18 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from . import _presence
 from ._clock import SYSTEM_CLOCK, Clock
-from ._core.flow import TokenFlow
 from ._core.request import DEFAULT_API_VERSION, ManagedIdentity, TokenQuery
 from ._core.retry import RetryPolicy
 from ._core.steps import FailureKind, Received, Send, TransportFailure
 from ._core.steps import Sleep as RetryNotice
-from ._core.token import ImdsToken
 from ._errors import CredentialUnavailableError, ImdsError
 from ._settings import Settings, make_settings
-from ._transport import default_transport, exchange
 
 if TYPE_CHECKING:
     from azure.core.pipeline.transport import HttpTransport
+
+    from ._core.token import ImdsToken
 
 _LOGGER = logging.getLogger("azure_imds_credential")
 
@@ -39,7 +37,9 @@ class ImdsClient:
         attempt_timeout: seconds to wait for one answer from a known IMDS.
         timeout: the overall deadline of one call, retries included (default 80 s: a 410
             while IMDS updates lasts up to 70 s).
-        transport: any azure-core `HttpTransport`; default requests, with proxies ignored.
+        transport: any azure-core `HttpTransport`; default: for an http:// endpoint (IMDS)
+            an azure-core transport over the standard library's http.client, for https://
+            azure-core's RequestsTransport; proxies ignored either way.
         retry: a `RetryPolicy` to change the retry schedule.
         on_retry: called before each wait between attempts with a `RetryNotice` (what IMDS
             answered, the delay, attempt number, time elapsed): for progress displays.
@@ -115,6 +115,10 @@ class ImdsClient:
 
     def request(self, query: TokenQuery) -> ImdsToken:
         """Run one acquisition for a prepared `TokenQuery`."""
+        # The flow machinery loads on the first request: importing the package stays light.
+        from . import _presence
+        from ._core.flow import TokenFlow
+
         settings, clock = self._settings, self._clock
         flow = TokenFlow(
             endpoint=settings.endpoint,
@@ -165,6 +169,8 @@ class ImdsClient:
         if not self._slots.acquire(timeout=step.connect_timeout + step.read_timeout):
             busy = TransportFailure(FailureKind.READ_TIMEOUT, "all IMDS request slots stayed busy")
             return Received(busy, clock.monotonic(), sent_at)
+        from ._transport import exchange  # loaded with the first request, like the transport
+
         try:
             result = exchange(self._get_transport(), step, self._settings.max_response_bytes, clock.monotonic)
         finally:
@@ -181,7 +187,9 @@ class ImdsClient:
         if transport is None:
             with self._transport_lock:
                 if self._transport is None:
-                    self._transport = default_transport()
+                    from ._transport import default_transport
+
+                    self._transport = default_transport(self._settings.endpoint)
                 transport = self._transport
         return transport
 

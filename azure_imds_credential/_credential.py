@@ -6,8 +6,6 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future
-from concurrent.futures import TimeoutError as FutureTimeout
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +23,37 @@ if TYPE_CHECKING:
     from azure.core.pipeline.transport import HttpTransport
 
 _LOGGER = logging.getLogger("azure_imds_credential")
+
+
+class _Flight:
+    """The one request in progress for a key; other callers wait for how it lands.
+
+    A threading.Event is all a single flight needs (concurrent.futures would add an import).
+    """
+
+    __slots__ = ("_done", "_entry", "_error")
+
+    def __init__(self) -> None:
+        self._done = threading.Event()
+        self._entry: CachedToken | None = None
+        self._error: BaseException | None = None
+
+    def land(self, entry: CachedToken) -> None:
+        self._entry = entry
+        self._done.set()
+
+    def fail(self, error: BaseException) -> None:
+        self._error = error
+        self._done.set()
+
+    def result(self, timeout: float) -> CachedToken | None:
+        """The leader's entry (or its error, raised); None if it has not landed in `timeout` s."""
+        if not self._done.wait(timeout):
+            return None
+        if self._error is not None:
+            raise self._error
+        assert self._entry is not None
+        return self._entry
 
 
 class ImdsManagedIdentityCredential:
@@ -80,7 +109,7 @@ class ImdsManagedIdentityCredential:
         self._by_scopes: dict[tuple[str, ...], CachedToken] = {}
         self._by_resource: dict[str, CachedToken] = {}
         # Single flight: (resource, bypass_cache) -> the one request in progress.
-        self._flights: dict[tuple[str, bool], Future[CachedToken]] = {}
+        self._flights: dict[tuple[str, bool], _Flight] = {}
         self._flights_lock = threading.Lock()
         self._advisory_after: dict[str, float] = {}
 
@@ -150,7 +179,7 @@ class ImdsManagedIdentityCredential:
         with self._flights_lock:
             if key in self._flights:
                 return entry
-            flight: Future[CachedToken] = Future()
+            flight = _Flight()
             self._flights[key] = flight
         try:
             return self._lead(key, flight, scopes)
@@ -169,20 +198,20 @@ class ImdsManagedIdentityCredential:
                 entry = self._by_resource.get(resource)
                 if not bypass and entry is not None and entry.freshness(self._now()) is not Freshness.EXPIRED:
                     return entry
-                leader: Future[CachedToken] = Future()
+                leader = _Flight()
                 self._flights[key] = leader
         if flight is None:
             return self._lead(key, leader, scopes)
-        try:
-            return flight.result(timeout=self._wait_limit)
-        except FutureTimeout:
+        entry = flight.result(self._wait_limit)
+        if entry is None:
             raise ImdsError(
                 f"gave up waiting {self._wait_limit:g} s for another caller's IMDS request",
                 endpoint=self._client.endpoint,
-            ) from None
+            )
+        return entry
 
     def _lead(
-        self, key: tuple[str, bool], flight: Future[CachedToken], scopes: tuple[str, ...]
+        self, key: tuple[str, bool], flight: _Flight, scopes: tuple[str, ...]
     ) -> CachedToken:
         resource, bypass = key
         try:
@@ -193,14 +222,14 @@ class ImdsManagedIdentityCredential:
             self._by_resource[resource] = entry
             self._by_scopes[scopes] = entry
             self._advisory_after.pop(resource, None)
-            flight.set_result(entry)
+            flight.land(entry)
             return entry
         except Exception as exc:
-            flight.set_exception(exc)
+            flight.fail(exc)
             raise
         except BaseException:
             # KeyboardInterrupt and the like belong to this thread; waiters get an error.
-            flight.set_exception(ImdsError("the caller fetching this token was interrupted"))
+            flight.fail(ImdsError("the caller fetching this token was interrupted"))
             raise
         finally:
             with self._flights_lock:

@@ -1,15 +1,14 @@
-"""Every setting in one frozen dataclass; the environment is read once, at construction."""
+"""Every setting in one immutable record; the environment is read once, at construction."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from ._core.flow import Timeouts
 from ._core.request import API_VERSIONS, DEFAULT_API_VERSION
 from ._core.retry import RetryPolicy
+from ._core.steps import Record, Timeouts
 
 DEFAULT_ENDPOINT = "http://169.254.169.254"
 # The de-facto way to point managed-identity clients at another IMDS (an emulator, a relay).
@@ -45,14 +44,33 @@ def normalize_endpoint(value: str, source: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
+class Settings(Record):
+    __slots__ = ("api_version", "endpoint", "max_concurrency", "max_response_bytes", "retry", "timeouts")
+    _fields = ("endpoint", "api_version", "timeouts", "retry", "max_response_bytes", "max_concurrency")
     endpoint: str
     api_version: str
     timeouts: Timeouts
     retry: RetryPolicy
-    max_response_bytes: int = MAX_RESPONSE_BYTES
-    max_concurrency: int = MAX_CONCURRENCY
+    max_response_bytes: int
+    max_concurrency: int
+
+    def __init__(
+        self,
+        endpoint: str,
+        api_version: str,
+        timeouts: Timeouts,
+        retry: RetryPolicy,
+        max_response_bytes: int = MAX_RESPONSE_BYTES,
+        max_concurrency: int = MAX_CONCURRENCY,
+    ) -> None:
+        self._init(
+            endpoint=endpoint,
+            api_version=api_version,
+            timeouts=timeouts,
+            retry=retry,
+            max_response_bytes=max_response_bytes,
+            max_concurrency=max_concurrency,
+        )
 
 
 def make_settings(

@@ -70,17 +70,31 @@ class Shell:
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self.is_async = name == "async"
+        self.is_async = name.startswith("async")
+        # "-requests": the credential gets azure-core's requests-based transport injected, so
+        # every table also covers RequestsTransport / AsyncioRequestsTransport, not only the
+        # defaults (http.client for sync http:// endpoints, aiohttp for async).
+        self._requests = name.endswith("-requests")
         self._loop = asyncio.new_event_loop() if self.is_async else None
         self._made: list[Any] = []
+        self._transports: list[Any] = []
+
+    def _with_transport(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if self._requests and kwargs.get("transport") is None:
+            from azure.core.pipeline.transport import AsyncioRequestsTransport, RequestsTransport
+
+            kind = AsyncioRequestsTransport if self.is_async else RequestsTransport
+            kwargs = {**kwargs, "transport": kind(use_env_settings=False)}
+            self._transports.append(kwargs["transport"])
+        return kwargs
 
     def credential(self, **kwargs: Any) -> Any:
-        made = (AsyncCredential if self.is_async else SyncCredential)(**kwargs)
+        made = (AsyncCredential if self.is_async else SyncCredential)(**self._with_transport(kwargs))
         self._made.append(made)
         return made
 
     def client(self, **kwargs: Any) -> Any:
-        made = (AsyncClient if self.is_async else SyncClient)(**kwargs)
+        made = (AsyncClient if self.is_async else SyncClient)(**self._with_transport(kwargs))
         self._made.append(made)
         return made
 
@@ -96,12 +110,14 @@ class Shell:
     def close(self) -> None:
         for made in self._made:
             self.run(made.close())
+        for transport in self._transports:  # injected: the caller's to close
+            transport.close()  # both requests transports close synchronously
         if self._loop is not None:
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())
             self._loop.close()
 
 
-@pytest.fixture(params=["sync", "async"])
+@pytest.fixture(params=["sync", "sync-requests", "async", "async-requests"])
 def shell(request: pytest.FixtureRequest) -> Iterator[Shell]:
     runner = Shell(request.param)
     try:

@@ -2,44 +2,73 @@
 
 from __future__ import annotations
 
-import enum
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 
 from .redact import redact
-from .steps import FailureKind, HttpAnswer, TransportFailure
+from .steps import RETRYABLE, FailureKind, HttpAnswer, Record, TransportFailure, Verdict
 from .token import ImdsToken, InvalidTokenResponse, parse_token
+
+__all__ = ["RETRYABLE", "Classified", "Verdict", "classify_answer", "classify_failure", "parse_retry_after"]
 
 # Retry-After beyond this is not waited for: the caller's deadline decides instead.
 MAX_RETRY_AFTER = 60.0
 
 
-class Verdict(enum.Enum):
-    TOKEN = "token"
-    UPDATING = "updating"  # 404/410: IMDS is updating; available again within 70 s
-    THROTTLED = "throttled"  # 429
-    TRANSIENT = "transient"  # 5xx, resets, timeouts on an IMDS we know is there
-    LATE = "late"  # no first answer yet from an endpoint not known to be IMDS: probe it
-    UNAVAILABLE = "unavailable"  # not IMDS / no identity: a chain moves on
-    FAILED = "failed"  # IMDS said no in a way retrying will not fix
-
-
-RETRYABLE = frozenset({Verdict.UPDATING, Verdict.THROTTLED, Verdict.TRANSIENT})
-
-
-@dataclass(frozen=True, slots=True)
-class Classified:
+class Classified(Record):
+    __slots__ = (
+        "error_code",
+        "error_description",
+        "from_imds",
+        "retry_after",
+        "status",
+        "summary",
+        "token",
+        "verdict",
+    )
+    _fields = (
+        "verdict",
+        "summary",
+        "token",
+        "status",
+        "error_code",
+        "error_description",
+        "retry_after",
+        "from_imds",
+    )
+    _hidden = frozenset({"token"})
     verdict: Verdict
     summary: str  # safe to show: never contains a token
-    token: ImdsToken | None = field(default=None, repr=False)
-    status: int | None = None
-    error_code: str | None = None
-    error_description: str | None = None
-    retry_after: float | None = None
+    token: ImdsToken | None
+    status: int | None
+    error_code: str | None
+    error_description: str | None
+    retry_after: float | None
     # The answer came from IMDS itself (not a proxy, not another cloud).
-    from_imds: bool = False
+    from_imds: bool
+
+    def __init__(
+        self,
+        verdict: Verdict,
+        summary: str,
+        token: ImdsToken | None = None,
+        status: int | None = None,
+        error_code: str | None = None,
+        error_description: str | None = None,
+        retry_after: float | None = None,
+        from_imds: bool = False,
+    ) -> None:
+        self._init(
+            verdict=verdict,
+            summary=summary,
+            token=token,
+            status=status,
+            error_code=error_code,
+            error_description=error_description,
+            retry_after=retry_after,
+            from_imds=from_imds,
+        )
 
 
 def _header(headers: Mapping[str, str], name: str) -> str | None:

@@ -7,15 +7,16 @@ behave identically in both (azure-identity's sync and async paths differ; ours c
 from __future__ import annotations
 
 from collections.abc import Callable, Generator
-from dataclasses import dataclass
 from typing import TypedDict
 
 from .._errors import ImdsError, unavailable
 from .classify import Classified, Verdict, classify_answer, classify_failure
 from .request import METADATA_HEADERS, TokenQuery, token_url
 from .retry import RetryPolicy, retry_delay
-from .steps import HttpAnswer, Received, Send, Sleep, Step, TransportFailure
+from .steps import HttpAnswer, Received, Send, Sleep, Step, Timeouts, TransportFailure
 from .token import ImdsToken
+
+__all__ = ["Timeouts", "TokenFlow"]
 
 
 class _ErrorData(TypedDict):
@@ -29,25 +30,6 @@ class _ErrorData(TypedDict):
 
 # Below this much time left, another attempt cannot succeed: give up rather than overshoot.
 _MIN_ATTEMPT_TIME = 0.05
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Seconds. `deadline` bounds the whole call, retries included."""
-
-    connect: float = 1.0  # IMDS is link-local: a connect that takes longer means dropped SYNs
-    first_answer: float = 2.0  # before IMDS has answered in this process: then probe
-    probe: float = 1.0  # IMDS answers a header-less request at once (400)
-    attempt: float = 30.0  # a known IMDS that is slowly fetching a token from Entra
-    deadline: float = 80.0  # > 70 s so a 410 (IMDS updating) is outlasted
-
-    def __post_init__(self) -> None:
-        for name in ("connect", "first_answer", "probe", "attempt", "deadline"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} timeout must be a number of seconds")
-            if not 0 < value < float("inf"):
-                raise ValueError(f"{name} timeout must be a positive finite number of seconds, got {value!r}")
 
 
 class TokenFlow:
@@ -81,6 +63,7 @@ class TokenFlow:
         deadline = self.start + t.deadline
         now = self.start
         retries = 0
+        streaks: dict[Verdict, int] = {}
         while True:
             remaining = deadline - now
             if remaining < _MIN_ATTEMPT_TIME:
@@ -119,6 +102,7 @@ class TokenFlow:
             if verdict.verdict is Verdict.FAILED:
                 raise self._error(verdict, now, f"IMDS refused the request: {verdict.summary}", got.result)
             retries += 1
+            streak = streaks[verdict.verdict] = streaks.get(verdict.verdict, 0) + 1
             delay = retry_delay(
                 self.retry,
                 verdict.verdict,
@@ -126,6 +110,7 @@ class TokenFlow:
                 now - self.start,
                 verdict.retry_after,
                 self.random(),
+                streak=streak,
             )
             if delay is None:
                 raise self._gave_up(verdict, now, f"gave up after {self.attempts} attempts", got.result)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
 
 from azure.core.credentials import AccessToken, AccessTokenInfo
 
+from .steps import Record
 from .token import ImdsToken
 
 # A failed proactive refresh is not tried again sooner than this (the old token still works).
@@ -43,15 +43,22 @@ class SafeAccessTokenInfo(AccessTokenInfo):
         )
 
 
-@dataclass(frozen=True, slots=True)
-class CachedToken:
+class CachedToken(Record):
     """A token ready to hand out: both azure-core shapes are built once, so a cache hit
     allocates nothing."""
 
-    access: AccessToken = field(repr=False)
-    info: AccessTokenInfo = field(repr=False)
+    __slots__ = ("access", "info", "refresh_on", "usable_until")
+    _fields = ("access", "info", "refresh_on", "usable_until")
+    _hidden = frozenset({"access", "info"})
+    access: AccessToken
+    info: AccessTokenInfo
     refresh_on: int
     usable_until: float
+
+    def __init__(
+        self, access: AccessToken, info: AccessTokenInfo, refresh_on: int, usable_until: float
+    ) -> None:
+        self._init(access=access, info=info, refresh_on=refresh_on, usable_until=usable_until)
 
     def freshness(self, now: float) -> Freshness:
         if now < self.refresh_on:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .classify import Verdict
+from .steps import Verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,10 +41,15 @@ def retry_delay(
     elapsed: float,
     retry_after: float | None,
     random: float,
+    *,
+    streak: int | None = None,
 ) -> float | None:
     """Seconds to wait before retry number `retry` (1-based), or None to give up.
 
-    `elapsed` is the time since the first attempt; `random` a number in [0, 1).
+    `elapsed` is the time since the first attempt; `random` a number in [0, 1). `streak`
+    (default `retry`) counts the retries for this kind of failure only: the delay grows with
+    it, so a 429 after three 500s waits like a first 429, not like a fourth 5xx (a different
+    cause starts its own backoff; `max_retries` still counts every retry).
     """
     if verdict is Verdict.UPDATING:
         if retry > policy.max_retries and elapsed >= policy.updating_window:
@@ -59,5 +64,5 @@ def retry_delay(
     if retry_after is not None:
         # The server said how long; waiting less only earns another 429.
         return retry_after
-    base = min(policy.first_delay * policy.growth ** (retry - 1), cap)
+    base = min(policy.first_delay * policy.growth ** ((retry if streak is None else streak) - 1), cap)
     return max(base * (1.0 - policy.jitter * random), min(policy.first_delay, base))

@@ -71,7 +71,9 @@ def parse_token(body: bytes, requested_at: float) -> ImdsToken:
     token = data.get("access_token")
     if not isinstance(token, str) or not token.strip():
         raise InvalidTokenResponse("the 200 answer has no access_token")
-    if any(c.isspace() or not c.isprintable() for c in token):
+    # Every whitespace character is non-printable except the ASCII space, so this is "no
+    # whitespace, nothing unprintable" in two C-speed scans (a per-character loop costs ~50 us).
+    if " " in token or not token.isprintable():
         raise InvalidTokenResponse("the access_token has characters a bearer token cannot carry")
     expires_in = _as_int(data.get("expires_in"))
     expires_on = _as_int(data.get("expires_on"))

@@ -8,20 +8,18 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from .. import _presence
 from .._clock import SYSTEM_CLOCK, Clock
-from .._core.flow import TokenFlow
 from .._core.request import DEFAULT_API_VERSION, ManagedIdentity, TokenQuery
 from .._core.retry import RetryPolicy
 from .._core.steps import FailureKind, Received, Send, TransportFailure
 from .._core.steps import Sleep as RetryNotice
-from .._core.token import ImdsToken
 from .._errors import CredentialUnavailableError, ImdsError
 from .._settings import Settings, make_settings
-from ._transport import close_transport, default_transport, exchange
 
 if TYPE_CHECKING:
     from azure.core.pipeline.transport import AsyncHttpTransport
+
+    from .._core.token import ImdsToken
 
 _LOGGER = logging.getLogger("azure_imds_credential")
 
@@ -116,6 +114,10 @@ class ImdsClient:
 
     async def request(self, query: TokenQuery) -> ImdsToken:
         """Run one acquisition for a prepared `TokenQuery`."""
+        # The flow machinery loads on the first request: importing the package stays light.
+        from .. import _presence
+        from .._core.flow import TokenFlow
+
         settings, clock = self._settings, self._clock
         flow = TokenFlow(
             endpoint=settings.endpoint,
@@ -169,6 +171,8 @@ class ImdsClient:
         except asyncio.TimeoutError:
             busy = TransportFailure(FailureKind.READ_TIMEOUT, "all IMDS request slots stayed busy")
             return Received(busy, clock.monotonic(), sent_at)
+        from ._transport import exchange  # loaded with the first request, like the transport
+
         try:
             result = await exchange(
                 self._get_transport(), step, self._settings.max_response_bytes, clock.monotonic
@@ -200,6 +204,8 @@ class ImdsClient:
 
     def _get_transport(self) -> AsyncHttpTransport[Any, Any]:
         if self._transport is None:
+            from ._transport import default_transport
+
             self._transport = default_transport()
         return self._transport
 
@@ -209,6 +215,8 @@ class ImdsClient:
         if self._owns_transport:
             self._transport = None
         if transport is not None and self._owns_transport:
+            from ._transport import close_transport
+
             await close_transport(transport)
 
     async def __aenter__(self) -> ImdsClient:
