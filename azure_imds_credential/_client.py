@@ -8,6 +8,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from . import _forks
 from ._clock import SYSTEM_CLOCK, Clock
 from ._core.request import DEFAULT_API_VERSION, ManagedIdentity, TokenQuery
 from ._core.retry import RetryPolicy
@@ -79,6 +80,7 @@ class ImdsClient:
         self._transport_lock = threading.Lock()
         # IMDS allows 5 concurrent managed-identity requests per VM.
         self._slots = threading.BoundedSemaphore(self._settings.max_concurrency)
+        _forks.track(self)
 
     @property
     def endpoint(self) -> str:
@@ -192,6 +194,14 @@ class ImdsClient:
                     self._transport = default_transport(self._settings.endpoint)
                 transport = self._transport
         return transport
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: parent threads may hold these locks, and pooled connections
+        share the parent's sockets."""
+        self._transport_lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(self._settings.max_concurrency)
+        if self._owns_transport:
+            self._transport = None
 
     def close(self) -> None:
         """Close the transport this client created (a transport passed in stays the caller's)."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
 
+from . import _forks
 from ._client import ImdsClient
 from ._clock import Clock
 from ._core.refresh import ADVISORY_RETRY_INTERVAL, CachedToken, Freshness, cache_entry
@@ -111,6 +112,7 @@ class ImdsManagedIdentityCredential:
         # Single flight: (resource, bypass_cache) -> the one request in progress.
         self._flights: dict[tuple[str, bool], _Flight] = {}
         self._flights_lock = threading.Lock()
+        _forks.track(self)
         self._advisory_after: dict[str, float] = {}
 
     def get_token(
@@ -234,6 +236,12 @@ class ImdsManagedIdentityCredential:
         finally:
             with self._flights_lock:
                 self._flights.pop(key, None)
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: the leaders of flights in progress were parent threads, which
+        do not exist here, and the lock may have been held by one of them."""
+        self._flights_lock = threading.Lock()
+        self._flights = {}
 
     def close(self) -> None:
         """Close the transport this credential created."""

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
+from .. import _forks
 from .._clock import SYSTEM_CLOCK, Clock
 from .._core.request import DEFAULT_API_VERSION, ManagedIdentity, TokenQuery
 from .._core.retry import RetryPolicy
@@ -78,6 +79,7 @@ class ImdsClient:
         # asyncio objects bind to the loop that first uses them: made on first use.
         self._slots: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        _forks.track(self)
 
     @property
     def endpoint(self) -> str:
@@ -208,6 +210,13 @@ class ImdsClient:
 
             self._transport = default_transport()
         return self._transport
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: the parent's event loop and connections are not ours to use."""
+        self._slots = None
+        self._loop = None
+        if self._owns_transport:
+            self._transport = None
 
     async def close(self) -> None:
         """Close the transport this client created (a transport passed in stays the caller's)."""

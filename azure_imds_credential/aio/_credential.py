@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from azure.core.credentials import AccessToken, AccessTokenInfo, TokenRequestOptions
 
+from .. import _forks
 from .._clock import Clock
 from .._core.refresh import ADVISORY_RETRY_INTERVAL, CachedToken, Freshness, cache_entry
 from .._core.request import DEFAULT_API_VERSION, ManagedIdentity, TokenQuery, scopes_to_resource
@@ -80,6 +81,7 @@ class ImdsManagedIdentityCredential:
         # that a cancelled caller does not cancel it for everyone else.
         self._flights: dict[tuple[str, bool], asyncio.Task[CachedToken]] = {}
         self._advisory_after: dict[str, float] = {}
+        _forks.track(self)
 
     async def get_token(
         self,
@@ -194,6 +196,10 @@ class ImdsManagedIdentityCredential:
             del self._flights[key]
         if not flight.cancelled():
             flight.exception()  # retrieved: every caller may have been cancelled meanwhile
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: flights in progress are tasks of the parent's event loop."""
+        self._flights = {}
 
     async def close(self) -> None:
         """Close the transport this credential created."""
