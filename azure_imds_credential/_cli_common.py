@@ -1,8 +1,9 @@
 """What the `azure-imds-token` subcommands share: exit codes, the parser class, common options,
 error reporting, logging and the retry progress line.
 
-Standard library only at import time: `--help` and usage errors must stay fast. Library
-modules (azure-core, transports) are imported inside the functions that need them.
+Light at import time: `--help` and usage errors must stay fast. Beside the standard library
+it imports only `_settings` (no azure-core); azure-core and the transports are imported inside
+the functions that need them.
 """
 
 from __future__ import annotations
@@ -11,10 +12,11 @@ import argparse
 import json
 import logging
 import math
-import os
 import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+
+from ._settings import DEFAULT_ENDPOINT, ENDPOINT_ENV  # azure-core free
 
 if TYPE_CHECKING:
     from ._core.steps import Sleep as RetryNotice
@@ -29,9 +31,6 @@ EXIT_INTERRUPTED = 130
 
 PROG = "azure-imds-token"
 DEFAULT_RESOURCE = "https://management.azure.com/"
-# Kept in sync with _settings.py (not imported: that module loads azure-core).
-ENDPOINT_ENV = "AZURE_POD_IDENTITY_AUTHORITY_HOST"
-DEFAULT_ENDPOINT = "http://169.254.169.254"
 # Retry progress is shown once a call has been waiting for this long.
 PROGRESS_AFTER = 1.0
 
@@ -149,20 +148,13 @@ def describe_identity(args: argparse.Namespace) -> str:
 
 def resolve_endpoint(args: argparse.Namespace) -> tuple[str, str]:
     """(endpoint, where it came from: "option", "environment" or "default"); validated."""
-    from ._settings import normalize_endpoint
+    from ._settings import resolve_endpoint as resolve
 
-    if args.endpoint is not None:
-        source, raw, name = "option", args.endpoint, "--endpoint"
-    else:
-        override = os.environ.get(ENDPOINT_ENV, "").strip()
-        if override:
-            source, raw, name = "environment", override, ENDPOINT_ENV
-        else:
-            return DEFAULT_ENDPOINT, "default"
     try:
-        return normalize_endpoint(raw, name), source
+        endpoint, source = resolve(args.endpoint, "--endpoint")
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    return endpoint, "option" if source == "argument" else source
 
 
 # -- logging, progress and errors ------------------------------------------------------------

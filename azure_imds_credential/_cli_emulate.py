@@ -21,6 +21,8 @@ from collections.abc import Callable
 from types import FrameType
 from typing import TYPE_CHECKING, Any, TextIO
 
+from ._settings import ENDPOINT_ENV  # azure-core free
+
 if TYPE_CHECKING:
     from .testing import Identity, RequestRecord, Step, TokenSource
 
@@ -30,7 +32,6 @@ __all__ = ["add_emulate"]
 EXIT_OK = 0
 EXIT_FAILURE = 1
 
-ENDPOINT_ENV = "AZURE_POD_IDENTITY_AUTHORITY_HOST"
 # How often the main thread looks up from waiting; signals wake it sooner anyway.
 _WAIT_SLICE = 0.5
 

@@ -20,8 +20,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from ._cli_common import (
-    DEFAULT_ENDPOINT,
-    ENDPOINT_ENV,
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -39,6 +37,7 @@ from ._cli_common import (
     resource_of,
     setup_logging,
 )
+from ._settings import DEFAULT_ENDPOINT, ENDPOINT_ENV
 
 # IMDS is link-local: a connect that takes longer than this means dropped packets.
 CONNECT_TIMEOUT = 1.0

@@ -21,8 +21,6 @@ from types import FrameType
 from typing import Any
 
 from ._cli_common import (
-    DEFAULT_ENDPOINT,
-    ENDPOINT_ENV,
     EXIT_FAILURE,
     EXIT_OK,
     EXIT_USAGE,
@@ -30,6 +28,7 @@ from ._cli_common import (
     positive_seconds,
     resolve_endpoint,
 )
+from ._settings import DEFAULT_ENDPOINT, ENDPOINT_ENV
 
 __all__ = ["add_serve_command"]
 

@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from ._cli_common import (
     DEFAULT_RESOURCE,
-    ENDPOINT_ENV,
     EXIT_FAILURE,
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -38,6 +37,7 @@ from ._cli_common import (
     resource_of,
     setup_logging,
 )
+from ._settings import ENDPOINT_ENV
 
 if TYPE_CHECKING:
     from ._core.token import ImdsToken

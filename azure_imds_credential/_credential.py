@@ -66,8 +66,8 @@ class ImdsManagedIdentityCredential:
         client_id / object_id / msi_res_id: a user-assigned identity (at most one); none
             selects the system-assigned identity.
         endpoint, api_version, connect_timeout, first_answer_timeout, attempt_timeout,
-        timeout, transport, retry, on_retry, clock: as for `ImdsClient`. `timeout` (default 80 s) bounds
-        every call.
+        timeout, transport, retry, on_retry, clock: as for `ImdsClient`. `timeout` (default
+        80 s) bounds every call.
 
     Raises:
         ValueError: two identity selectors, a bad endpoint or timeout.
@@ -112,8 +112,8 @@ class ImdsManagedIdentityCredential:
         # Single flight: (resource, bypass_cache) -> the one request in progress.
         self._flights: dict[tuple[str, bool], _Flight] = {}
         self._flights_lock = threading.Lock()
-        _forks.track(self)
         self._advisory_after: dict[str, float] = {}
+        _forks.track(self)
 
     def get_token(
         self,
@@ -212,9 +212,7 @@ class ImdsManagedIdentityCredential:
             )
         return entry
 
-    def _lead(
-        self, key: tuple[str, bool], flight: _Flight, scopes: tuple[str, ...]
-    ) -> CachedToken:
+    def _lead(self, key: tuple[str, bool], flight: _Flight, scopes: tuple[str, ...]) -> CachedToken:
         resource, bypass = key
         try:
             token = self._client.request(

@@ -44,9 +44,22 @@ def normalize_endpoint(value: str, source: str) -> str:
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
 
 
+def resolve_endpoint(
+    endpoint: str | None, argument_name: str, environ: Mapping[str, str] | None = None
+) -> tuple[str, str]:
+    """The IMDS endpoint and where it came from: "argument" (`endpoint`, named `argument_name`
+    in errors), "environment" (`AZURE_POD_IDENTITY_AUTHORITY_HOST`) or "default"; validated.
+    `environ` defaults to `os.environ`, read now."""
+    if endpoint is not None:
+        return normalize_endpoint(endpoint, argument_name), "argument"
+    override = (os.environ if environ is None else environ).get(ENDPOINT_ENV, "").strip()
+    if override:
+        return normalize_endpoint(override, ENDPOINT_ENV), "environment"
+    return DEFAULT_ENDPOINT, "default"
+
+
 class Settings(Record):
     __slots__ = ("api_version", "endpoint", "max_concurrency", "max_response_bytes", "retry", "timeouts")
-    _fields = ("endpoint", "api_version", "timeouts", "retry", "max_response_bytes", "max_concurrency")
     endpoint: str
     api_version: str
     timeouts: Timeouts
@@ -85,12 +98,7 @@ def make_settings(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     """Build settings from constructor arguments; `environ` defaults to `os.environ`, read now."""
-    if endpoint is None:
-        env = os.environ if environ is None else environ
-        override = env.get(ENDPOINT_ENV, "").strip()
-        endpoint = normalize_endpoint(override, ENDPOINT_ENV) if override else DEFAULT_ENDPOINT
-    else:
-        endpoint = normalize_endpoint(endpoint, "endpoint")
+    endpoint, _ = resolve_endpoint(endpoint, "endpoint", environ)
     if api_version not in API_VERSIONS:
         raise ValueError(f"api_version {api_version!r} is not one IMDS accepts; use one of {API_VERSIONS}")
     if retry is not None and not isinstance(retry, RetryPolicy):

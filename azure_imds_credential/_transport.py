@@ -6,7 +6,6 @@ Transports are imported on first use: importing the package must not load the HT
 from __future__ import annotations
 
 import errno
-import functools
 import socket
 from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
@@ -141,162 +140,17 @@ class BodyBuffer:
 
 def default_transport(endpoint: str | None = None) -> HttpTransport[Any, Any]:
     """The transport a client makes for itself; proxies are never used: IMDS must be reached
-    directly (a proxy answers 400/403/407/502 or hangs).
-
-    For http:// endpoints (IMDS is always http://169.254.169.254) an azure-core transport over
-    the standard library's http.client, which azure-core has already imported: loading
-    requests and urllib3 for one link-local GET an hour cost ~40 ms on the first token, and
-    requests' per-call machinery (sessions, cookies, env merging) doubled a cache miss. For
-    https:// endpoints, azure-core's RequestsTransport (certifi's CA bundle, as before).
+    directly (a proxy answers 400/403/407/502 or hangs). http:// endpoints (IMDS) get the
+    http.client transport (`_stdlib_transport` says why), https:// azure-core's requests one.
     """
     if endpoint is not None and endpoint.startswith("http://"):
-        stdlib: HttpTransport[Any, Any] = _stdlib_transport_class()()
-        return stdlib
+        from ._stdlib_transport import StdlibTransport
+
+        return StdlibTransport()
     from azure.core.pipeline.transport import RequestsTransport
 
     transport: HttpTransport[Any, Any] = RequestsTransport(use_env_settings=False)
     return transport
-
-
-class _StdlibResponse:
-    """The part of an azure-core response that `exchange` reads, over http.client."""
-
-    def __init__(self, response: Any, release: Callable[[bool], None]) -> None:
-        self._response = response
-        self._release = release
-        self._drained = False
-        self.status_code: int = response.status
-        self.headers: dict[str, str] = dict(response.getheaders())
-
-    def iter_bytes(self) -> Iterator[bytes]:
-        import http.client
-
-        from azure.core.exceptions import ServiceResponseError
-
-        while True:
-            try:
-                chunk = self._response.read1(_CHUNK)  # what has arrived: a trickle is seen
-            except http.client.HTTPException as exc:
-                # IncompleteRead and the like: the answer broke off (`_causes` finds it).
-                raise ServiceResponseError(f"{type(exc).__name__}", error=exc) from exc
-            if not chunk:
-                missing = self._response.length  # None when not length-delimited
-                if missing:
-                    # The server closed before sending the promised Content-Length.
-                    short = http.client.IncompleteRead(b"", missing)
-                    raise ServiceResponseError("IncompleteRead", error=short) from short
-                self._drained = True
-                return
-            yield chunk
-
-    def close(self) -> None:
-        release, self._release = self._release, _no_release
-        # Closes the answer (not the socket): http.client then lets the connection send again.
-        self._response.close()
-        # The connection is reused only after a complete answer that did not ask to close it.
-        release(self._drained and not self._response.will_close)
-
-
-_CHUNK = 16 * 1024
-
-
-def _no_release(reusable: bool) -> None:
-    return None
-
-
-@functools.cache
-def _stdlib_transport_class() -> Any:
-    import http.client
-    import select
-    import threading
-    from urllib.parse import urlsplit
-
-    from azure.core.exceptions import ServiceRequestError, ServiceRequestTimeoutError, ServiceResponseError
-    from azure.core.pipeline.transport import HttpTransport
-
-    def _readable(sock: socket.socket) -> bool:
-        """An idle keep-alive socket is readable only when the server closed it (or sent
-        something unasked): then it must not be reused. poll() has no descriptor limit."""
-        if hasattr(select, "poll"):
-            poller = select.poll()
-            poller.register(sock, select.POLLIN)
-            return bool(poller.poll(0))
-        return bool(select.select([sock], [], [], 0)[0])
-
-    class StdlibTransport(HttpTransport):  # type: ignore[type-arg]
-        """azure-core transport over http.client: keep-alive connections, no proxies, no
-        redirects, separate connect and read timeouts. Thread-safe (a small pool)."""
-
-        def __init__(self) -> None:
-            self._lock = threading.Lock()
-            self._idle: list[tuple[str, http.client.HTTPConnection]] = []
-            self._closed = False
-
-        def open(self) -> None:
-            self._closed = False
-
-        def close(self) -> None:
-            with self._lock:
-                idle, self._idle = self._idle, []
-                self._closed = True
-            for _, conn in idle:
-                conn.close()
-
-        def __enter__(self) -> StdlibTransport:
-            self.open()
-            return self
-
-        def __exit__(self, *args: object) -> None:
-            self.close()
-
-        def _connection(self, netloc: str, connect_timeout: float) -> http.client.HTTPConnection:
-            with self._lock:
-                while self._idle:
-                    key, conn = self._idle.pop()
-                    if key == netloc and conn.sock is not None and not _readable(conn.sock):
-                        return conn
-                    conn.close()
-            parts = urlsplit(f"//{netloc}")
-            conn = http.client.HTTPConnection(parts.hostname or "", parts.port or 80, timeout=connect_timeout)
-            try:
-                conn.connect()
-            except TimeoutError as exc:
-                conn.close()
-                raise ServiceRequestTimeoutError("connect timed out", error=exc) from exc
-            except OSError as exc:
-                conn.close()
-                raise ServiceRequestError(f"{type(exc).__name__}: {exc}", error=exc) from exc
-            return conn
-
-        def send(self, request: Any, **kwargs: Any) -> _StdlibResponse:
-            connect_timeout = kwargs.get("connection_timeout", 1.0)
-            read_timeout = kwargs.get("read_timeout", 30.0)
-            url = urlsplit(request.url)
-            netloc = url.netloc
-            target = url.path + (f"?{url.query}" if url.query else "")
-            conn = self._connection(netloc, connect_timeout)
-            try:
-                assert conn.sock is not None
-                conn.sock.settimeout(read_timeout)
-                conn.request(request.method, target, headers=dict(request.headers))
-                response = conn.getresponse()
-            except http.client.HTTPException as exc:
-                conn.close()
-                raise ServiceResponseError(f"{type(exc).__name__}", error=exc) from exc
-            except BaseException:
-                conn.close()
-                raise
-
-            def release(reusable: bool) -> None:
-                if reusable and not self._closed:
-                    with self._lock:
-                        self._idle.append((netloc, conn))
-                else:
-                    conn.close()
-
-            return _StdlibResponse(response, release)
-
-    return StdlibTransport
 
 
 def exchange(

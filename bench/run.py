@@ -39,8 +39,13 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `python bench/run.py`
     sys.path.insert(0, str(ROOT))
 
-from azure_imds_credential.testing import Fault, ImdsEmulator  # noqa: E402
-from bench._servers import SilentServer, refusing_endpoint, syn_dropping_endpoint  # noqa: E402
+from azure_imds_credential.testing import (  # noqa: E402 - after the sys.path fix above
+    Fault,
+    ImdsEmulator,
+    SilentServer,
+    dropped_syn_endpoint,
+    refusing_endpoint,
+)
 
 CHILD = Path(__file__).resolve().parent / "_child.py"
 ENV = "AZURE_POD_IDENTITY_AUTHORITY_HOST"
@@ -703,7 +708,7 @@ def scenario_refused(res: Results, cfg: Config) -> None:
 def scenario_syn_dropped(res: Results, cfg: Config) -> None:
     name = "SYNs dropped"
     cap = cfg.syn_cap
-    with syn_dropping_endpoint() as endpoint:
+    with dropped_syn_endpoint() as endpoint:
         if endpoint is None:
             res.notes.append("SYNs dropped: this host does not drop SYNs on a full accept queue; skipped")
             return

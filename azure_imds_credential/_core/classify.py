@@ -27,16 +27,6 @@ class Classified(Record):
         "token",
         "verdict",
     )
-    _fields = (
-        "verdict",
-        "summary",
-        "token",
-        "status",
-        "error_code",
-        "error_description",
-        "retry_after",
-        "from_imds",
-    )
     _hidden = frozenset({"token"})
     verdict: Verdict
     summary: str  # safe to show: never contains a token

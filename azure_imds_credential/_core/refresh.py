@@ -48,7 +48,6 @@ class CachedToken(Record):
     allocates nothing."""
 
     __slots__ = ("access", "info", "refresh_on", "usable_until")
-    _fields = ("access", "info", "refresh_on", "usable_until")
     _hidden = frozenset({"access", "info"})
     access: AccessToken
     info: AccessTokenInfo

@@ -14,16 +14,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-_set = object.__setattr__
-
 
 class Record:
     """Immutable slotted record: equality, hash and repr over `_fields`; fields named in
     `_hidden` never appear in `repr` (tokens)."""
 
     __slots__ = ()
+    # The fields compared and shown: the slots, unless a class names fewer.
     _fields: ClassVar[tuple[str, ...]] = ()
     _hidden: ClassVar[frozenset[str]] = frozenset()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_fields" not in cls.__dict__:
+            cls._fields = tuple(cls.__dict__.get("__slots__", ()))
 
     def _init(self, **values: Any) -> None:
         for name, value in values.items():
@@ -71,7 +75,6 @@ class Timeouts(Record):
     """Seconds. `deadline` bounds the whole call, retries included."""
 
     __slots__ = ("attempt", "connect", "deadline", "first_answer", "probe")
-    _fields = ("connect", "first_answer", "probe", "attempt", "deadline")
     connect: float  # IMDS is link-local: a connect that takes longer means dropped SYNs
     first_answer: float  # before IMDS has answered in this process: then probe
     probe: float  # IMDS answers a header-less request at once (400)
@@ -101,7 +104,6 @@ class Send(Record):
     """Send one GET and report a `Received`. Timeouts are already cut to the deadline."""
 
     __slots__ = ("connect_timeout", "headers", "probe", "read_timeout", "url")
-    _fields = ("url", "headers", "connect_timeout", "read_timeout", "probe")
     url: str
     headers: Mapping[str, str]
     connect_timeout: float
@@ -117,11 +119,9 @@ class Send(Record):
         read_timeout: float,
         probe: bool = False,
     ) -> None:
-        _set(self, "url", url)
-        _set(self, "headers", headers)
-        _set(self, "connect_timeout", connect_timeout)
-        _set(self, "read_timeout", read_timeout)
-        _set(self, "probe", probe)
+        self._init(
+            url=url, headers=headers, connect_timeout=connect_timeout, read_timeout=read_timeout, probe=probe
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +145,6 @@ class HttpAnswer(Record):
     """An HTTP answer. Header names are lower-case; `body` is capped by the shell."""
 
     __slots__ = ("body", "headers", "status", "truncated")
-    _fields = ("status", "headers", "body", "truncated")
     status: int
     headers: Mapping[str, str]
     body: bytes
@@ -154,10 +153,7 @@ class HttpAnswer(Record):
     def __init__(
         self, status: int, headers: Mapping[str, str], body: bytes = b"", truncated: bool = False
     ) -> None:
-        _set(self, "status", status)
-        _set(self, "headers", headers)
-        _set(self, "body", body)
-        _set(self, "truncated", truncated)
+        self._init(status=status, headers=headers, body=body, truncated=truncated)
 
 
 class FailureKind(enum.Enum):
@@ -178,9 +174,7 @@ class TransportFailure(Record):
     exception: BaseException | None
 
     def __init__(self, kind: FailureKind, detail: str = "", exception: BaseException | None = None) -> None:
-        _set(self, "kind", kind)
-        _set(self, "detail", detail)
-        _set(self, "exception", exception)
+        self._init(kind=kind, detail=detail, exception=exception)
 
 
 class Received(Record):
@@ -190,7 +184,6 @@ class Received(Record):
     """
 
     __slots__ = ("now", "result", "sent_at")
-    _fields = ("result", "now", "sent_at")
     result: HttpAnswer | TransportFailure | None
     now: float
     sent_at: float
@@ -198,6 +191,4 @@ class Received(Record):
     def __init__(
         self, result: HttpAnswer | TransportFailure | None, now: float, sent_at: float = 0.0
     ) -> None:
-        _set(self, "result", result)
-        _set(self, "now", now)
-        _set(self, "sent_at", sent_at)
+        self._init(result=result, now=now, sent_at=sent_at)

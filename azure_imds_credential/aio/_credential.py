@@ -35,8 +35,8 @@ class ImdsManagedIdentityCredential:
         client_id / object_id / msi_res_id: a user-assigned identity (at most one); none
             selects the system-assigned identity.
         endpoint, api_version, connect_timeout, first_answer_timeout, attempt_timeout,
-        timeout, transport, retry, on_retry, clock: as for `ImdsClient`. `timeout` (default 80 s) bounds
-        every call.
+        timeout, transport, retry, on_retry, clock: as for `ImdsClient`. `timeout` (default
+        80 s) bounds every call.
 
     Raises:
         ValueError: two identity selectors, a bad endpoint or timeout.

@@ -124,7 +124,6 @@ class TokenRelay:
         self.now = time.time if clock is None else clock.time
         self._bucket = _TokenBucket(self.limits.rate, self.limits.burst)
         self._server: TrackingServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
     def start(self) -> TokenRelay:
@@ -146,9 +145,7 @@ class TokenRelay:
                 f"the upstream IMDS endpoint {self.broker.endpoint} is this relay; pass the real IMDS "
                 "(--endpoint http://169.254.169.254) or unset AZURE_POD_IDENTITY_AUTHORITY_HOST"
             )
-        thread = threading.Thread(target=server.serve_until_stopped, name="imds-relay-accept", daemon=True)
-        self._thread = thread
-        thread.start()
+        server.start()
         logger.debug("relay listening on %s, upstream %s", self.endpoint, self.broker.endpoint)
         return self
 
@@ -161,20 +158,13 @@ class TokenRelay:
 
     def stop(self) -> None:
         """Stop serving, drop every connection, join every thread, close the broker. Idempotent."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
+        server, self._server = self._server, None
         if server is None:
             return
-        deadline = time.monotonic() + _STOP_BUDGET
-        server.stopping.set()
-        if thread is not None:
-            thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        server.server_close()
-        server.wake_connections()
-        stuck = server.join_handlers(deadline)
+        stuck = server.stop(_STOP_BUDGET)
         self.broker.close()
-        if (thread is not None and thread.is_alive()) or stuck:
-            logger.warning("relay: %d thread(s) still alive after stop()", len(stuck))
+        if stuck:
+            logger.warning("relay: %d thread(s) still alive after stop()", stuck)
         logger.debug("relay stopped")
 
     def __enter__(self) -> TokenRelay:
@@ -182,9 +172,9 @@ class TokenRelay:
 
     def __exit__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
     ) -> None:
         self.stop()
 
@@ -197,10 +187,9 @@ class TokenRelay:
     @property
     def endpoint(self) -> str:
         """The URL for clients (`AZURE_POD_IDENTITY_AUTHORITY_HOST`)."""
-        host = "127.0.0.1" if self._host in ("", "0.0.0.0") else self._host  # noqa: S104 - compared
-        if ":" in host:
-            host = f"[{host}]"
-        return f"http://{host}:{self.port}"
+        if self._server is None:
+            raise RuntimeError("relay not started")
+        return self._server.url
 
     # -- used by the handler -------------------------------------------------------------------
     def admit(self) -> float | None:

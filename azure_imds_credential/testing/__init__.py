@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from ._faults import Fault, Step
     from ._jwt import decode_jwt_claims, make_jwt
     from ._models import Identity, RateLimit, RequestRecord
+    from ._network import SilentServer, dropped_syn_endpoint, refusing_endpoint
     from ._spec import parse_duration, parse_fault, parse_identity
 
 _WHERE = {
@@ -34,6 +35,9 @@ _WHERE = {
     "Identity": "._models",
     "RateLimit": "._models",
     "RequestRecord": "._models",
+    "SilentServer": "._network",
+    "dropped_syn_endpoint": "._network",
+    "refusing_endpoint": "._network",
     "parse_duration": "._spec",
     "parse_fault": "._spec",
     "parse_identity": "._spec",
@@ -45,14 +49,17 @@ __all__ = [
     "ImdsEmulator",
     "RateLimit",
     "RequestRecord",
+    "SilentServer",
     "Step",
     "SupportsGetToken",
     "TokenSource",
     "decode_jwt_claims",
+    "dropped_syn_endpoint",
     "make_jwt",
     "parse_duration",
     "parse_fault",
     "parse_identity",
+    "refusing_endpoint",
 ]
 
 

@@ -130,7 +130,6 @@ class ImdsEmulator:
         self._max_in_flight = 0
 
         self._server: TrackingServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> ImdsEmulator:
@@ -138,26 +137,19 @@ class ImdsEmulator:
         if self._server is not None:
             raise RuntimeError("emulator already started")
         server = TrackingServer((self._host, self._requested_port), ImdsHandler, self)
-        thread = threading.Thread(target=server.serve_until_stopped, name="imds-emulator-accept", daemon=True)
-        self._server, self._thread = server, thread
-        thread.start()
+        self._server = server
+        server.start()
         logger.debug("emulator listening on %s", self.endpoint)
         return self
 
     def stop(self) -> None:
         """Stop serving, drop every connection and join every thread. Idempotent."""
-        server, thread = self._server, self._thread
-        self._server = self._thread = None
-        if server is None or thread is None:
+        server, self._server = self._server, None
+        if server is None:
             return
-        deadline = time.monotonic() + _STOP_BUDGET
-        server.stopping.set()  # wakes latency/delay/hang waits
-        thread.join(timeout=max(0.0, deadline - time.monotonic()))
-        server.server_close()  # no new connections
-        server.wake_connections()  # unblocks reads/writes of live connections
-        stuck = server.join_handlers(deadline)
-        if thread.is_alive() or stuck:
-            logger.warning("emulator: %d thread(s) still alive after stop()", len(stuck) + thread.is_alive())
+        stuck = server.stop(_STOP_BUDGET)
+        if stuck:
+            logger.warning("emulator: %d thread(s) still alive after stop()", stuck)
         logger.debug("emulator stopped")
 
     def __enter__(self) -> ImdsEmulator:
@@ -165,9 +157,9 @@ class ImdsEmulator:
 
     def __exit__(
         self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
+        exc_type: type[BaseException] | None = None,
+        exc: BaseException | None = None,
+        tb: TracebackType | None = None,
     ) -> None:
         self.stop()
 
@@ -179,7 +171,9 @@ class ImdsEmulator:
 
     @property
     def endpoint(self) -> str:
-        return f"http://{self._host}:{self.port}"
+        if self._server is None:
+            raise RuntimeError("emulator not started")
+        return self._server.url
 
     # -- configuration -----------------------------------------------------------------------
     @property

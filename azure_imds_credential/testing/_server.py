@@ -49,7 +49,36 @@ class TrackingServer(socketserver.TCPServer):
         self._aborting: set[socket.socket] = set()
         self._threads: set[threading.Thread] = set()
         self._numbers = itertools.count(1)
+        self._accepting: threading.Thread | None = None
         super().__init__(address, handler)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Serve in a daemon thread."""
+        self._accepting = threading.Thread(
+            target=self.serve_until_stopped, name=f"{self.name}-accept", daemon=True
+        )
+        self._accepting.start()
+
+    def stop(self, budget: float) -> int:
+        """Stop accepting, drop every connection and join every thread within `budget` s;
+        returns how many threads are still alive (0 when the stop was complete)."""
+        deadline = time.monotonic() + budget
+        self.stopping.set()  # wakes latency/delay/hang waits and the accept loop
+        accepting = self._accepting
+        if accepting is not None:
+            accepting.join(timeout=max(0.0, deadline - time.monotonic()))
+        self.server_close()  # no new connections
+        self.wake_connections()  # unblocks reads/writes of live connections
+        stuck = self.join_handlers(deadline)
+        return len(stuck) + (accepting is not None and accepting.is_alive())
+
+    @property
+    def url(self) -> str:
+        """The URL clients use: a wildcard bind is reached on loopback; IPv6 in brackets."""
+        host, port = self.server_address[0], self.server_address[1]
+        host = "127.0.0.1" if host in ("", "0.0.0.0") else str(host)
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
     # -- accept loop -------------------------------------------------------------------
     def serve_until_stopped(self) -> None:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -70,3 +72,13 @@ def test_cli_demo_text_mentions_the_audience_without_the_token() -> None:
     assert "aud" in result.stdout
     assert "https://storage.azure.com" in result.stdout
     assert _JWT_MARK not in result.stdout + result.stderr
+
+
+def test_cli_module_import_does_not_load_azure_core_when_only_parsing() -> None:
+    # `--help` and usage errors stay fast: the package loads its names lazily.
+    code = "import sys, azure_imds_credential._cli as c; c.build_parser(); print('azure.core' in sys.modules)"
+    result = subprocess.run(  # noqa: S603 - fixed argv
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "False"

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from azure_imds_credential.testing import Identity, ImdsEmulator
-from tests.helpers.servers import RecordingProxy, SilentServer, free_port, full_backlog
+from azure_imds_credential.testing import Identity, ImdsEmulator, SilentServer, dropped_syn_endpoint
+from tests.helpers.servers import RecordingProxy, free_port
 
 from ._run import assert_no_token_on_stderr, run_cli
 
@@ -94,7 +94,7 @@ def test_probe_text_names_the_problem_and_fix_when_nothing_listens() -> None:
 
 
 def test_probe_reports_dropped_packets_when_the_endpoint_is_blackholed() -> None:
-    with full_backlog() as endpoint:
+    with dropped_syn_endpoint() as endpoint:
         if endpoint is None:
             pytest.skip("this host does not drop SYNs on a full accept queue")
         code, report, _ = _probe_json("--endpoint", endpoint)

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import http.client
 import json
-import os
-import selectors
-import signal
-import subprocess
-import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from pathlib import Path
+from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from typing import Any
 from urllib.parse import urlencode
 
-ROOT = Path(__file__).resolve().parents[2]  # so that `tests.relay...` imports in subprocesses
-ENDPOINT_ENV = "AZURE_POD_IDENTITY_AUTHORITY_HOST"
-EXPORT = f"export {ENDPOINT_ENV}="
+from tests.helpers.cli import (
+    ENDPOINT_ENV,
+    ROOT,
+    WAIT,
+    Running,
+    cli_command,
+    env_without_endpoint,
+    first_line,
+    running,
+)
+
+# Re-exported for the relay tests, which import everything from here.
+__all__ = ["ENDPOINT_ENV", "ROOT", "WAIT", "env_without_endpoint", "first_line"]
+
 IMDS_PATH = "/metadata/identity/oauth2/token"
 REST_PATH = "/v1/identity/oauth2/token"
 RESOURCE = "https://storage.azure.com"
 SCOPE = RESOURCE + "/.default"
 META = {"Metadata": "true"}
-WAIT = 30.0  # bound on every wait for a subprocess; never reached when things work
 
 
 class Reply:
@@ -54,53 +58,10 @@ def get(port: int, url: str, headers: Mapping[str, str] | None = None) -> Reply:
         connection.close()
 
 
-def env_without_endpoint(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != ENDPOINT_ENV}
-    env.update(extra)
-    return env
-
-
 def serve_command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "azure_imds_credential", "serve", *args]
+    return cli_command("serve", *args)
 
 
-class Served:
-    def __init__(self, process: subprocess.Popen[str], endpoint: str) -> None:
-        self.process = process
-        self.endpoint = endpoint
-        self.port = int(endpoint.rsplit(":", 1)[1])
-
-    def stop(self, sig: signal.Signals) -> tuple[int, str, str]:
-        self.process.send_signal(sig)
-        out, err = self.process.communicate(timeout=WAIT)
-        return self.process.returncode, out, err
-
-
-def first_line(process: subprocess.Popen[str]) -> str:
-    assert process.stdout is not None
-    with selectors.DefaultSelector() as selector:
-        selector.register(process.stdout, selectors.EVENT_READ)
-        if not selector.select(timeout=WAIT):
-            raise AssertionError("the server printed nothing")
-    return process.stdout.readline().strip()
-
-
-@contextmanager
-def serve(*args: str) -> Iterator[Served]:
+def serve(*args: str) -> AbstractContextManager[Running]:
     """`azure-imds-token serve ARGS` as a subprocess; killed at the end if still running."""
-    process = subprocess.Popen(  # noqa: S603 - fixed argv: this interpreter, this package
-        serve_command("--port", "0", *args),
-        cwd=ROOT,
-        env=env_without_endpoint(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        line = first_line(process)
-        assert line.startswith(EXPORT), line
-        yield Served(process, line[len(EXPORT) :])
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=WAIT)
+    return running("serve", *args)

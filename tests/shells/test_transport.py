@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from azure_imds_credential import CredentialUnavailableError, ImdsError
-from azure_imds_credential.testing import Fault, ImdsEmulator
+from azure_imds_credential.testing import Fault, ImdsEmulator, SilentServer, dropped_syn_endpoint
 from tests.conftest import FakeClock, Shell
-from tests.helpers.servers import RecordingProxy, SilentServer, free_port, full_backlog
+from tests.helpers.servers import RecordingProxy, free_port
 
 SCOPE = "https://storage.azure.com/.default"
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
@@ -92,7 +92,7 @@ def test_get_token_fails_fast_unavailable_when_nothing_listens(shell: Shell, clo
 
 
 def test_get_token_fails_fast_unavailable_when_syns_are_dropped(shell: Shell, clock: FakeClock) -> None:
-    with full_backlog() as endpoint:
+    with dropped_syn_endpoint() as endpoint:
         if endpoint is None:
             pytest.skip("this host does not drop SYNs when a listener's accept queue is full")
         cred = shell.credential(endpoint=endpoint, clock=clock, connect_timeout=0.3)

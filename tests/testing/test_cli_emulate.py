@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import os
-import selectors
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
+from contextlib import AbstractContextManager
 
 import pytest
 
@@ -17,51 +13,20 @@ from azure_imds_credential import ImdsManagedIdentityCredential
 from azure_imds_credential._cli_emulate import is_loopback
 from azure_imds_credential.testing import Identity, decode_jwt_claims
 from tests.conftest import FakeClock
+from tests.helpers.cli import ROOT, WAIT, Running, cli_command, env_without_endpoint, running
 from tests.testing.helpers import REAL_TOKEN_PREFIX, SCOPE, fetch
-
-ROOT = Path(__file__).resolve().parents[2]  # so that `tests.testing.helpers` imports
-EXPORT = "export AZURE_POD_IDENTITY_AUTHORITY_HOST="
-WAIT = 20.0  # bound on every wait for the subprocess; never reached when things work
 
 
 def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if k != "AZURE_POD_IDENTITY_AUTHORITY_HOST"}
+    return env_without_endpoint()
 
 
 def _command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "azure_imds_credential", "emulate", "--port", "0", *args]
+    return cli_command("emulate", "--port", "0", *args)
 
 
-class Running:
-    def __init__(self, process: subprocess.Popen[str], endpoint: str) -> None:
-        self.process = process
-        self.endpoint = endpoint
-        self.port = int(endpoint.rsplit(":", 1)[1])
-
-    def stop(self, sig: signal.Signals) -> tuple[int, str, str]:
-        self.process.send_signal(sig)
-        out, err = self.process.communicate(timeout=WAIT)
-        return self.process.returncode, out, err
-
-
-@contextmanager
-def emulate(*args: str) -> Iterator[Running]:
-    process = subprocess.Popen(  # noqa: S603 - fixed argv: this interpreter, this package
-        _command(*args), cwd=ROOT, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        assert process.stdout is not None
-        with selectors.DefaultSelector() as selector:
-            selector.register(process.stdout, selectors.EVENT_READ)
-            if not selector.select(timeout=WAIT):
-                raise AssertionError("emulate printed nothing")
-        first = process.stdout.readline().strip()
-        assert first.startswith(EXPORT), first
-        yield Running(process, first[len(EXPORT) :])
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.communicate(timeout=WAIT)
+def emulate(*args: str) -> AbstractContextManager[Running]:
+    return running("emulate", *args)
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])

@@ -58,7 +58,8 @@ def test_plugin_import_stays_light_when_fixtures_unused() -> None:
         "import sys\n"
         "import azure_imds_credential.testing._pytest_plugin\n"
         "heavy = ('http.server', 'socketserver', 'azure_imds_credential.testing._emulator',\n"
-        "         'azure_imds_credential.testing._handler', 'azure_imds_credential.testing._faults')\n"
+        "         'azure_imds_credential.testing._handler', 'azure_imds_credential.testing._faults',\n"
+        "         'azure.core', 'azure_imds_credential._credential')\n"
         "loaded = [m for m in heavy if m in sys.modules]\n"
         "print(loaded)\n"
     )
