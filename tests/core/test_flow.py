@@ -206,3 +206,10 @@ def test_flow_gives_up_instead_of_probing_when_deadline_leaves_no_time() -> None
     run = drive([fail(FailureKind.READ_TIMEOUT)], timeouts=Timeouts(deadline=2.00001))
     assert isinstance(run.error, ImdsError) and "deadline" in run.error.message
     assert len(run.sends) == 1 and run.now <= 2.00001
+
+
+def test_flow_does_not_busy_loop_when_updating_with_retry_after_zero() -> None:
+    # The fuzzer's case: 404 with "Retry-After: 0" until a 1 s deadline.
+    run = drive(lambda step, now: status(404, **{"retry-after": "0"}), timeouts=Timeouts(deadline=1.0))
+    assert isinstance(run.error, ImdsError)
+    assert len(run.sends) == 1 and run.sleeps == []  # the next attempt (1 s away) would pass it

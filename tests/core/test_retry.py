@@ -65,3 +65,11 @@ def test_retry_delay_is_none_when_verdict_not_retryable(verdict: Verdict) -> Non
 def test_retry_policy_raises_when_invalid(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("verdict", [Verdict.UPDATING, Verdict.THROTTLED, Verdict.TRANSIENT])
+def test_retry_delay_keeps_schedule_when_retry_after_is_zero(verdict: Verdict) -> None:
+    # Found by the fuzzer: "Retry-After: 0" on a 410 turned 70 s of retries into a busy loop.
+    for retry in range(1, 4):
+        delay = retry_delay(POLICY, verdict, retry, 0.0, 0.0, 0.5)
+        assert delay is not None and delay >= POLICY.first_delay
