@@ -61,10 +61,9 @@ def retry_delay(
         cap = policy.max_delay
     else:
         return None
-    base = min(policy.first_delay * policy.growth ** ((retry if streak is None else streak) - 1), cap)
-    scheduled = max(base * (1.0 - policy.jitter * random), min(policy.first_delay, base))
     if retry_after is not None:
-        # The server said how long: waiting less only earns another refusal. Our own schedule
-        # stays the floor, or "Retry-After: 0" on a 410 (retried for 70 s) is a busy loop.
-        return max(retry_after, scheduled)
-    return scheduled
+        # The server said how long: waiting less only earns another refusal. `first_delay` stays
+        # the floor, or "Retry-After: 0" on a 410 (retried for 70 s) is a busy loop.
+        return max(retry_after, policy.first_delay)
+    base = min(policy.first_delay * policy.growth ** ((retry if streak is None else streak) - 1), cap)
+    return max(base * (1.0 - policy.jitter * random), min(policy.first_delay, base))
